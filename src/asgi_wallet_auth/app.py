@@ -1,0 +1,377 @@
+"""``WalletAuth``: the settings, the login routes and the ASGI application to mount."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from .envelope import read_json, send_error, send_ok, string_field
+from .errors import (
+    InvalidRequest,
+    LoginRefused,
+    MethodNotAllowed,
+    NotFound,
+    SecretRejected,
+    StoreUnavailable,
+    TokenMissing,
+    UnsupportedLoginMethod,
+    WalletAuthError,
+)
+from .middleware import bearer_token
+from .signatures import parse_address, parse_signature, verify_wallet_signature
+from .siwe import SiweMessage
+from .stores.base import NonceStore
+from .stores.memory import MemoryNonceStore
+from .tokens import RESERVED_CLAIMS, IssuedToken, TokenService
+from .users import MemoryUserStore, UserRecord, UserStore, WalletUser
+
+logger = logging.getLogger("asgi_wallet_auth")
+
+#: An application hook run after the wallet is proven: may raise ``LoginRefused`` (or any
+#: ``WalletAuthError``) to refuse, or return extra claims for the access token.
+LoginHook = Callable[[Request, WalletUser], Awaitable[Mapping[str, Any] | None]]
+
+DAY = 86_400.0
+_SECRET_RE = re.compile(r"[A-Za-z0-9]{8,128}")
+_MAX_SIGNATURE_CONTENT = 8192
+_Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds; got {value!r}")
+    return float(value)
+
+
+def _check_domain_and_uri(domain: object, uri: object) -> tuple[str, str]:
+    if not isinstance(domain, str) or not domain:
+        raise ValueError(
+            "domain is required: the host (and port, if not the default) users see, "
+            "e.g. domain='example.com'"
+        )
+    if not isinstance(uri, str) or not uri:
+        raise ValueError("uri is required: the site's origin, e.g. uri='https://example.com'")
+    if "/" in domain or "@" in domain or domain != domain.strip():
+        raise ValueError(f"domain must be a bare host[:port] such as 'example.com', not {domain!r}")
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError as exc:
+        raise ValueError(f"uri is not a valid URL: {uri!r}") from exc
+    if parts.scheme not in ("https", "http"):
+        raise ValueError(f"uri must start with https:// (or http:// for local use); got {uri!r}")
+    if parts.netloc != domain:
+        raise ValueError(
+            f"uri's authority {parts.netloc!r} must equal domain {domain!r}: wallets show the "
+            "domain, and the signed message binds both; set uri='https://" + domain + "'"
+        )
+    return domain, uri
+
+
+class WalletAuth:
+    """Wallet login for ASGI: configure it once, mount it, and hand it to the middleware.
+
+    The object is itself the ASGI application serving ``POST /login_random_secret``,
+    ``POST /login`` and ``GET /refresh`` (relative to where it is mounted). Every setting is
+    checked here, so a misconfiguration fails at start-up with the fix in the message.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret_key: str | bytes,
+        domain: str,
+        uri: str,
+        nonce_store: NonceStore | None = None,
+        user_store: UserStore | None = None,
+        token_lifetime: float = 7 * DAY,
+        session_lifetime: float = 30 * DAY,
+        nonce_lifetime: float = 300.0,
+        chain_ids: Collection[int] | None = None,
+        allow_raw_secret: bool = True,
+        clock_skew: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        max_body_size: int = 16 * 1024,
+        issuer: str | None = None,
+        audience: str | None = None,
+        algorithm: str = "HS256",
+        on_login: LoginHook | None = None,
+        on_refresh: LoginHook | None = None,
+    ) -> None:
+        key = secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
+        if not isinstance(key, bytes) or len(key) < 32:
+            raise ValueError(
+                "secret_key must be at least 32 bytes; generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'` and keep it secret"
+            )
+        self.domain, self.uri = _check_domain_and_uri(domain, uri)
+        self.token_lifetime = _positive("token_lifetime", token_lifetime)
+        self.session_lifetime = _positive("session_lifetime", session_lifetime)
+        self.nonce_lifetime = _positive("nonce_lifetime", nonce_lifetime)
+        if (
+            isinstance(clock_skew, bool)
+            or not isinstance(clock_skew, (int, float))
+            or not (0 <= clock_skew <= 600)
+        ):
+            raise ValueError(f"clock_skew must be between 0 and 600 seconds; got {clock_skew!r}")
+        self.clock_skew = float(clock_skew)
+        if chain_ids is not None:
+            chain_ids = frozenset(chain_ids)
+            if not chain_ids or any(
+                isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in chain_ids
+            ):
+                raise ValueError(
+                    "chain_ids must be None (any chain) or a non-empty set of positive chain ids, "
+                    "e.g. chain_ids={1}"
+                )
+        self.chain_ids: frozenset[int] | None = chain_ids
+        if not isinstance(max_body_size, int) or max_body_size < 1024:
+            raise ValueError(
+                f"max_body_size must be an int of at least 1024; got {max_body_size!r}"
+            )
+        self.max_body_size = max_body_size
+        if not callable(clock):
+            raise ValueError("clock must be a callable returning Unix time in seconds")
+        self.clock = clock
+        self.allow_raw_secret = bool(allow_raw_secret)
+        self.nonce_store: NonceStore = (
+            nonce_store if nonce_store is not None else MemoryNonceStore(clock=clock)
+        )
+        self.user_store: UserStore = user_store if user_store is not None else MemoryUserStore()
+        for name, store, proto in (
+            ("nonce_store", self.nonce_store, NonceStore),
+            ("user_store", self.user_store, UserStore),
+        ):
+            if not isinstance(store, proto):
+                raise ValueError(f"{name} must implement the {proto.__name__} protocol")
+        self.on_login = on_login
+        self.on_refresh = on_refresh
+        self.tokens = TokenService(
+            secret_key=key,
+            issuer=issuer or self.uri,
+            audience=audience or self.uri,
+            lifetime=self.token_lifetime,
+            session_lifetime=self.session_lifetime,
+            algorithm=algorithm,
+            clock=clock,
+        )
+        self._routes: dict[str, tuple[str, _Handler]] = {
+            "/login_random_secret": ("POST", self._login_random_secret),
+            "/login": ("POST", self._login),
+            "/refresh": ("GET", self._refresh),
+        }
+
+    # -- credentials -----------------------------------------------------------------------
+
+    def authenticate_token(self, token: str) -> WalletUser:
+        """The ``WalletUser`` of a valid access token; raises ``TokenInvalid`` otherwise."""
+        claims = self.tokens.verify(token)
+        sub = claims["sub"]
+        userid = claims.get("userid")
+        did_type = claims.get("did_type")
+        return WalletUser(
+            address=sub,
+            userid=userid if isinstance(userid, str) else sub,
+            did_type=did_type if isinstance(did_type, str) else "eth",
+            claims=claims,
+        )
+
+    # -- ASGI ------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the login routes; other scopes are answered as a bare ASGI app would."""
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":
+            if kind == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        try:
+            method, handler = self._route(scope)
+            if scope["method"] != method:
+                raise MethodNotAllowed(headers={"allow": method})
+            await handler(scope, receive, send)
+        except WalletAuthError as error:
+            logger.info(
+                "refused %s: code=%d (%s)", scope.get("path"), error.code, type(error).__name__
+            )
+            await send_error(send, error)
+
+    def _route(self, scope: Scope) -> tuple[str, _Handler]:
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        # Mounted: Starlette keeps the full path and puts the mount prefix in root_path.
+        if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("/", ""):
+            path = path[len(root) :] or "/"
+        route = self._routes.get(path)
+        if route is None:
+            raise NotFound()
+        return route
+
+    @staticmethod
+    async def _lifespan(receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- routes ----------------------------------------------------------------------------
+
+    async def _login_random_secret(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_json(scope, receive, self.max_body_size)
+        address = parse_address(string_field(body, "wallet_address", max_length=42))
+        for _ in range(3):  # a collision of 160 random bits does not happen; the loop is a guard
+            secret = secrets.token_hex(20)
+            if await self._store(
+                self.nonce_store.put(_login_key(address, secret), "1", self.nonce_lifetime)
+            ):
+                await send_ok(send, secret)
+                return
+        raise StoreUnavailable()
+
+    async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_json(scope, receive, self.max_body_size)
+        secret = string_field(body, "login_random_secret", max_length=128)
+        assert secret is not None
+        if _SECRET_RE.fullmatch(secret) is None:
+            raise InvalidRequest("invalid login_random_secret")
+        address = parse_address(string_field(body, "wallet_address", max_length=42))
+        signature = parse_signature(string_field(body, "signature", max_length=132))
+        content = string_field(
+            body, "signature_content", max_length=_MAX_SIGNATURE_CONTENT, required=False
+        )
+        now = self.clock()
+        if content is None:
+            if not self.allow_raw_secret:
+                raise UnsupportedLoginMethod(
+                    "this service requires an EIP-4361 message in signature_content"
+                )
+            message = secret.encode("ascii")
+        else:
+            siwe = SiweMessage.parse(content)
+            siwe.validate(
+                domain=self.domain,
+                uri=self.uri,
+                nonce=secret,
+                address=address,
+                chain_ids=self.chain_ids,
+                now=now,
+                skew=self.clock_skew,
+            )
+            message = content.encode("utf-8")
+        # Recovery before the store: a failed attempt must not burn the secret.
+        verify_wallet_signature(message, signature, address)
+        if await self._store(self.nonce_store.take(_login_key(address, secret))) is None:
+            raise SecretRejected()
+
+        record = await self._store(self.user_store.get_by_address(address))
+        stamp = float(now)
+        if record is None:
+            record = UserRecord(address, address, "eth", stamp, stamp)
+        else:
+            record = UserRecord(record.userid, address, record.did_type, record.first_login, stamp)
+        await self._store(self.user_store.save(record))
+
+        base = {"userid": record.userid, "did_type": record.did_type, "did_value": address}
+        user = WalletUser(
+            address=address, userid=record.userid, did_type=record.did_type, claims=base
+        )
+        extra = await self._run_hook(self.on_login, scope, user)
+        issued = self.tokens.issue(subject=address, auth_time=int(now), extra={**extra, **base})
+        logger.info("login ok: %s", address)
+        await send_ok(send, self._token_data(issued))
+
+    async def _refresh(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = bearer_token(scope)
+        if token is None:
+            raise TokenMissing()
+        user = self.authenticate_token(token)
+        carried = {k: v for k, v in user.claims.items() if k not in _RECOMPUTED_CLAIMS}
+        extra = await self._run_hook(self.on_refresh, scope, user)
+        issued = self.tokens.issue(
+            subject=user.address,
+            auth_time=int(user.claims["auth_time"]),
+            extra={**carried, **extra},
+        )
+        await send_ok(send, self._token_data(issued))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _token_data(self, issued: IssuedToken) -> dict[str, Any]:
+        claims = issued.claims
+        return {
+            "access_token": issued.token,
+            "token_type": "Bearer",
+            "expires_in": max(0, issued.expires_at - int(claims["iat"])),
+            "access_expired_at": issued.expires_at,
+            "wallet_address": claims["sub"],
+            "userid": claims.get("userid", claims["sub"]),
+            "did_type": claims.get("did_type", "eth"),
+            "did_value": claims.get("did_value", claims["sub"]),
+        }
+
+    async def _run_hook(
+        self, hook: LoginHook | None, scope: Scope, user: WalletUser
+    ) -> dict[str, Any]:
+        if hook is None:
+            return {}
+        try:
+            extra = await hook(Request(scope), user)
+        except WalletAuthError:
+            raise
+        except Exception:
+            # A crashing hook must not let the login through, nor surface as a 500.
+            logger.exception("login hook raised; refusing the login")
+            raise LoginRefused() from None
+        if extra is None:
+            return {}
+        if not isinstance(extra, Mapping):
+            logger.error("login hook returned %s, not a mapping; refusing", type(extra).__name__)
+            raise LoginRefused()
+        dropped = sorted(str(k) for k in extra if k in RESERVED_CLAIMS)
+        if dropped:
+            logger.warning("login hook tried to set reserved claims %s; ignored", dropped)
+        claims = {str(k): v for k, v in extra.items() if k not in RESERVED_CLAIMS}
+        try:
+            json.dumps(claims, allow_nan=False)
+        except (TypeError, ValueError):
+            logger.error("login hook returned claims that are not JSON; refusing")
+            raise LoginRefused() from None
+        return claims
+
+    @staticmethod
+    async def _store(operation: Awaitable[Any]) -> Any:
+        try:
+            return await operation
+        except WalletAuthError:
+            raise
+        except Exception as exc:
+            # Fail closed: an unreachable store never issues a secret or a token.
+            logger.warning("store unavailable: %s", type(exc).__name__)
+            raise StoreUnavailable() from exc
+
+
+_RECOMPUTED_CLAIMS = frozenset({"iat", "exp", "jti", "nbf", "access_expired_at", "iss", "aud"})
+
+
+def _login_key(address: str, secret: str) -> str:
+    # Keyed by address and secret together: a secret is redeemable only by the wallet it was
+    # issued to, and a login for another address finds nothing and burns nothing.
+    return f"login:{address}:{secret}"
+
+
+__all__ = ["LoginHook", "WalletAuth"]

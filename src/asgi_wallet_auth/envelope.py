@@ -1,0 +1,185 @@
+"""The ``{"code", "msg", "data"}`` envelope and strict request-body reading, in plain ASGI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+from .errors import BodyTooLarge, InvalidRequest, UnsupportedMediaType, WalletAuthError
+
+# Responses carry secrets and tokens: they must never be stored by a browser or a proxy.
+_BASE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-type", b"application/json"),
+    (b"cache-control", b"no-store"),
+    (b"pragma", b"no-cache"),
+    (b"x-content-type-options", b"nosniff"),
+)
+
+
+def render(code: int, msg: str, data: Any) -> bytes:
+    """Serialise one envelope (compact, UTF-8, no NaN)."""
+    return json.dumps(
+        {"code": code, "msg": msg, "data": data},
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    ).encode("utf-8")
+
+
+async def send_json(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """Send a complete JSON response."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                *_BASE_HEADERS,
+                (b"content-length", str(len(body)).encode("ascii")),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_ok(send: Send, data: Any) -> None:
+    """Send a success envelope (``code`` 0)."""
+    await send_json(send, 200, render(0, "ok", data))
+
+
+async def send_error(send: Send, error: WalletAuthError) -> None:
+    """Send the envelope of a refusal with its status and headers."""
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+    await send_json(send, error.status, render(error.code, error.msg, None), headers)
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The single value of header ``name`` (lowercase); refuses a repeated header as ambiguous."""
+    found: bytes | None = None
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            if found is not None:
+                raise InvalidRequest(f"repeated {name.decode()} header")
+            found = value
+    return found
+
+
+def _check_content_type(scope: Scope) -> None:
+    raw = header(scope, b"content-type")
+    if raw is None:
+        raise UnsupportedMediaType()
+    media, _, params = raw.decode("latin-1").partition(";")
+    if media.strip().lower() != "application/json":
+        raise UnsupportedMediaType()
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            raise UnsupportedMediaType("request body must be UTF-8 JSON")
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """Read the whole body, refusing with 413 as soon as it would pass ``limit`` bytes."""
+    declared = header(scope, b"content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise InvalidRequest("invalid content-length header") from None
+        if length > limit:
+            raise BodyTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidRequest("client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key")
+    return obj
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Decode a strict JSON object: UTF-8 only, no duplicate keys, no NaN or Infinity.
+
+    Deep nesting ends in the decoder's ``RecursionError``, which is a refusal like any other.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("request body is not valid UTF-8") from None
+    try:
+        value = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_object)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return value
+
+
+async def read_json(scope: Scope, receive: Receive, limit: int) -> dict[str, Any]:
+    """Content type, size cap and strict decoding, cheapest refusal first."""
+    _check_content_type(scope)
+    return parse_json_object(await read_body(scope, receive, limit))
+
+
+def string_field(
+    body: Mapping[str, Any],
+    name: str,
+    *,
+    max_length: int,
+    required: bool = True,
+) -> str | None:
+    """A string field of at most ``max_length`` characters, with no lone surrogates."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidRequest(f"missing field: {name}")
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"field must be a string: {name}")
+    if len(value) > max_length:
+        raise InvalidRequest(f"field is too long: {name}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"field is not valid Unicode text: {name}") from None
+    return value
+
+
+__all__ = [
+    "header",
+    "parse_json_object",
+    "read_body",
+    "read_json",
+    "render",
+    "send_error",
+    "send_json",
+    "send_ok",
+    "string_field",
+]

@@ -1,0 +1,189 @@
+"""The exception tree: every refusal knows its envelope ``code`` and its HTTP status.
+
+Codes are stable and documented (``docs/errors.md``); they read as the HTTP status followed by two
+digits, so ``40102`` is the second kind of 401. Messages are fixed strings chosen here: they never
+echo a secret, a token, a signature or any other client input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class WalletAuthError(Exception):
+    """Base of every refusal; rendered as ``{"code", "msg", "data": null}`` with ``status``."""
+
+    code: int = 50001
+    status: int = 500
+    msg: str = "internal error"
+
+    def __init__(self, msg: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
+        self.msg = msg if msg is not None else type(self).msg
+        self.headers: dict[str, str] = dict(headers or {})
+        super().__init__(self.msg)
+
+
+# 400: the request itself is malformed.
+class InvalidRequest(WalletAuthError):
+    """Malformed JSON, a missing field, a wrong type or an out-of-range value."""
+
+    code, status, msg = 40001, 400, "invalid request"
+
+
+class InvalidAddress(InvalidRequest):
+    """A wallet address that is not ``0x`` + 40 hex with a valid EIP-55 checksum when mixed-case."""
+
+    code, msg = 40002, "invalid wallet address"
+
+
+class InvalidSignatureFormat(InvalidRequest):
+    """A signature that is not ``0x`` + 130 hex with v in {0, 1, 27, 28} and a low s."""
+
+    code, msg = 40003, "invalid signature format"
+
+
+class InvalidMessage(InvalidRequest):
+    """A ``signature_content`` that is not a well-formed EIP-4361 message."""
+
+    code, msg = 40004, "invalid sign-in message"
+
+
+class UnsupportedLoginMethod(InvalidRequest):
+    """A login form that this deployment has switched off (for example raw-secret signing)."""
+
+    code, msg = 40005, "login method not enabled"
+
+
+# 401: authentication failed.
+class AuthenticationFailed(WalletAuthError):
+    """The request is well formed but does not prove control of the wallet."""
+
+    code, status, msg = 40101, 401, "authentication failed"
+
+
+class SignatureMismatch(AuthenticationFailed):
+    """The signature is well formed but does not recover to the wallet address."""
+
+    code, msg = 40101, "signature does not match the wallet address"
+
+
+class SecretRejected(AuthenticationFailed):
+    """The login secret is unknown, expired, already used or bound to another address."""
+
+    code, msg = 40102, "login secret is invalid, expired or already used"
+
+
+class MessageRejected(AuthenticationFailed):
+    """The EIP-4361 message does not match this service (domain, URI, nonce, address, chain)."""
+
+    code, msg = 40103, "sign-in message does not match this service"
+
+
+class MessageExpired(AuthenticationFailed):
+    """The EIP-4361 message is outside its validity window (Expiration Time, Not Before)."""
+
+    code, msg = 40104, "sign-in message is expired or not yet valid"
+
+
+class TokenInvalid(AuthenticationFailed):
+    """A bearer token that is missing where required, malformed, forged, expired or revoked."""
+
+    code, msg = 40111, "access token is invalid or expired"
+
+    def __init__(self, msg: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
+        merged = {"www-authenticate": 'Bearer error="invalid_token"'}
+        merged.update(headers or {})
+        super().__init__(msg, headers=merged)
+
+
+class TokenMissing(AuthenticationFailed):
+    """A route that needs a bearer token was called without one."""
+
+    code, msg = 40112, "access token required"
+
+    def __init__(self, msg: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
+        merged = {"www-authenticate": "Bearer"}
+        merged.update(headers or {})
+        super().__init__(msg, headers=merged)
+
+
+class SessionExpired(TokenInvalid):
+    """Refresh refused: the session has reached its absolute lifetime; log in again."""
+
+    code, msg = 40113, "session has reached its absolute lifetime; log in again"
+
+
+# 403 / 409: identity and policy.
+class LoginRefused(WalletAuthError):
+    """An application hook refused this login."""
+
+    code, status, msg = 40301, 403, "login refused"
+
+
+class IdentityConflict(WalletAuthError):
+    """The identity is already bound to a different wallet."""
+
+    code, status, msg = 40901, 409, "identity is bound to another wallet"
+
+
+# Transport-level refusals.
+class NotFound(WalletAuthError):
+    """No such route in the login application."""
+
+    code, status, msg = 40401, 404, "not found"
+
+
+class MethodNotAllowed(WalletAuthError):
+    """The route exists but not for this HTTP method."""
+
+    code, status, msg = 40501, 405, "method not allowed"
+
+
+class BodyTooLarge(WalletAuthError):
+    """The request body is larger than the configured cap."""
+
+    code, status, msg = 41301, 413, "request body too large"
+
+
+class UnsupportedMediaType(WalletAuthError):
+    """The request body is not declared as JSON."""
+
+    code, status, msg = 41501, 415, "request body must be application/json"
+
+
+class RateLimited(WalletAuthError):
+    """Too many requests from this client."""
+
+    code, status, msg = 42901, 429, "too many requests"
+
+
+class StoreUnavailable(WalletAuthError):
+    """A backing store (nonces, users, revocations) could not be reached; nothing was changed."""
+
+    code, status, msg = 50301, 503, "service temporarily unavailable"
+
+
+__all__ = [
+    "AuthenticationFailed",
+    "BodyTooLarge",
+    "IdentityConflict",
+    "InvalidAddress",
+    "InvalidMessage",
+    "InvalidRequest",
+    "InvalidSignatureFormat",
+    "LoginRefused",
+    "MessageExpired",
+    "MessageRejected",
+    "MethodNotAllowed",
+    "NotFound",
+    "RateLimited",
+    "SecretRejected",
+    "SessionExpired",
+    "SignatureMismatch",
+    "StoreUnavailable",
+    "TokenInvalid",
+    "TokenMissing",
+    "UnsupportedLoginMethod",
+    "UnsupportedMediaType",
+    "WalletAuthError",
+]

@@ -1,0 +1,88 @@
+"""The standalone auth service: the login routes at ``/`` plus a protected ``GET /me``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from .app import WalletAuth
+from .envelope import render
+from .errors import TokenMissing
+from .users import WalletUser
+
+SECRET_ENV = "WALLET_AUTH_SECRET"  # noqa: S105 - the variable's name, not a secret
+SECRET_FILE_NAME = ".asgi-wallet-auth.secret"  # noqa: S105 - a file name
+
+
+async def me(request: Request) -> Response:
+    """The authenticated wallet's identity, in the envelope; 401 without a token."""
+    user = request.user
+    if not isinstance(user, WalletUser):
+        error = TokenMissing()
+        return Response(
+            render(error.code, error.msg, None),
+            status_code=error.status,
+            headers=error.headers,
+            media_type="application/json",
+        )
+    data = {
+        "address": user.address,
+        "userid": user.userid,
+        "did_type": user.did_type,
+        "auth_time": user.claims.get("auth_time"),
+        "access_expired_at": user.claims.get("access_expired_at"),
+    }
+    return Response(
+        render(0, "ok", data), media_type="application/json", headers={"cache-control": "no-store"}
+    )
+
+
+def create_service_app(auth: WalletAuth) -> Starlette:
+    """A Starlette app serving ``auth``'s routes at ``/`` and ``GET /me`` behind the middleware."""
+    from .middleware import WalletAuthMiddleware
+
+    return Starlette(
+        routes=[Route("/me", me, methods=["GET"]), Mount("", app=auth)],
+        middleware=[Middleware(WalletAuthMiddleware, auth=auth)],
+    )
+
+
+def load_or_create_secret(directory: Path) -> str:
+    """The service secret: ``$WALLET_AUTH_SECRET``, else a 0600 file created once in ``directory``.
+
+    Keeping the generated secret on disk means a restart does not invalidate every token. A file
+    that other users can read is refused rather than trusted.
+    """
+    from_env = os.environ.get(SECRET_ENV)
+    if from_env:
+        return from_env
+    path = directory / SECRET_FILE_NAME
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SystemExit(
+                f"{path} is readable by other users; run `chmod 600 {path}` or delete it"
+            ) from None
+        secret = path.read_text(encoding="ascii").strip()
+        if len(secret) < 32:
+            raise SystemExit(
+                f"{path} holds a secret shorter than 32 characters; delete it"
+            ) from None
+        return secret
+    secret = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secret + "\n")
+    return secret
+
+
+__all__ = ["SECRET_ENV", "SECRET_FILE_NAME", "create_service_app", "load_or_create_secret", "me"]

@@ -1,0 +1,610 @@
+"""Strict EIP-4361 (Sign-In with Ethereum) messages: parse, render and validate.
+
+The parser is hand-written over precompiled regular expressions and follows the ABNF of
+EIP-4361 (with RFC 3986 for the domain and the URIs and RFC 3339 for the timestamps) exactly:
+LF line endings only, every field in its place, no trailing newline, no control or non-ASCII
+character, and an address in its EIP-55 checksummed form. ``str(message)`` renders the message
+back byte for byte, so a signature is always checked over exactly the text the wallet showed.
+
+Where the ABNF leaves room, this module chooses the stricter reading (each choice is refused
+with a ``SiweError`` that names the field):
+
+* an all-lowercase or all-uppercase address is refused: the message must carry the EIP-55 form;
+* ``Chain ID`` must be a positive integer below 2**64 without leading zeros, so that it
+  renders back to the same digits;
+* an empty statement (a blank line where the statement goes) is refused: common libraries
+  render an empty statement as if there were none, so its signed text would be ambiguous;
+* RFC 3339 leap seconds (``:60``) are refused, as are impossible dates such as February 30;
+* a sign-in message is capped at ``MAX_MESSAGE_LENGTH`` characters.
+
+Validation (``SiweMessage.validate``) takes every binding check as a required keyword argument
+so that none can be skipped by omission; ``SiweMessage.verify`` adds the EIP-191 signature check.
+Error messages name the field or check that failed and never echo client input.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import math
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+from .errors import (
+    InvalidMessage,
+    InvalidSignatureFormat,
+    MessageExpired,
+    MessageRejected,
+    SignatureMismatch,
+    WalletAuthError,
+)
+from .signatures import keccak256, recover_address
+
+#: The longest sign-in message ``SiweMessage.parse`` accepts, in characters (8 KiB).
+MAX_MESSAGE_LENGTH = 8192
+#: The largest accepted ``Chain ID`` (EIP-155 chain ids fit in an unsigned 64-bit integer).
+MAX_CHAIN_ID = 2**64 - 1
+
+_HEADER = " wants you to sign in with your Ethereum account:"
+_URI_TAG = "URI: "
+_VERSION_TAG = "Version: "
+_CHAIN_ID_TAG = "Chain ID: "
+_NONCE_TAG = "Nonce: "
+_ISSUED_AT_TAG = "Issued At: "
+_EXPIRATION_TAG = "Expiration Time: "
+_NOT_BEFORE_TAG = "Not Before: "
+_REQUEST_ID_TAG = "Request ID: "
+_RESOURCES_LINE = "Resources:"
+_RESOURCE_TAG = "- "
+
+# RFC 3986 character classes (inside [...]): unreserved and sub-delims.
+_UNRESERVED_SUB = r"A-Za-z0-9\-._~!$&'()*+,;="
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+# URI = scheme ":" hier-part [ "?" query ] [ "#" fragment ]; the authority is checked apart.
+_URI_RE = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.\-]*:"
+    r"(?://([^/?#]*))?"
+    rf"[{_UNRESERVED_SUB}:@/%]*"
+    rf"(?:\?[{_UNRESERVED_SUB}:@/?%]*)?"
+    rf"(?:#[{_UNRESERVED_SUB}:@/?%]*)?"
+)
+# authority = [ userinfo "@" ] host [ ":" port ]; an IP-literal's inside is checked apart.
+_AUTHORITY_RE = re.compile(
+    rf"(?:[{_UNRESERVED_SUB}:%]*@)?(\[[^\]]*\]|[{_UNRESERVED_SUB}%]*)(?::[0-9]*)?"
+)
+_IPV_FUTURE_RE = re.compile(rf"[vV][0-9A-Fa-f]+\.[{_UNRESERVED_SUB}:]+")
+_BAD_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
+# statement = *( reserved / unreserved / " " ); the empty statement is refused (see above).
+_STATEMENT_RE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;= ]+")
+_CHAIN_ID_RE = re.compile(r"[1-9][0-9]{0,19}")
+_NONCE_RE = re.compile(r"[A-Za-z0-9]{8,}")
+_REQUEST_ID_RE = re.compile(rf"[{_UNRESERVED_SUB}:@%]*")
+_RFC3339_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
+# Anything but LF and printable ASCII: no field of the ABNF admits it.
+_FORBIDDEN_CHAR_RE = re.compile(r"[^\n\x20-\x7e]")
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+# EIP-55 in three C-level passes: a letter is upper case where its digest nibble is >= 8.
+_HIGH_NIBBLE = bytes.maketrans(b"0123456789abcdef", b"\0" * 8 + b"\x20" * 8)
+_HEX_LETTER = bytes.maketrans(b"0123456789abcdef", b"\0" * 10 + b"\x20" * 6)
+
+
+class SiweError(InvalidMessage, ValueError):
+    """A sign-in message (text or fields) that does not conform to EIP-4361; HTTP 400."""
+
+    def __init__(
+        self, detail: str | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(
+            None if detail is None else f"invalid sign-in message: {detail}", headers=headers
+        )
+
+
+# -- RFC 3339 -------------------------------------------------------------------------------
+
+
+def _epoch(text: object, label: str) -> float:
+    """UTC epoch seconds of the RFC 3339 date-time ``text``; ``label`` names it in errors."""
+    match = _RFC3339_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise SiweError(f"{label} is not an RFC 3339 date-time")
+    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+    hours, minutes, seconds = int(hour), int(minute), int(second)
+    if hours > 23 or minutes > 59 or seconds > 59:
+        raise SiweError(f"{label} has an impossible time of day")
+    try:
+        days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        raise SiweError(f"{label} is an impossible calendar date") from None
+    stamp = days * 86_400 + hours * 3_600 + minutes * 60 + seconds
+    if sign is not None:
+        offset_hours, offset_minutes = int(off_h), int(off_m)
+        if offset_hours > 23 or offset_minutes > 59:
+            raise SiweError(f"{label} has an impossible UTC offset")
+        offset = offset_hours * 3_600 + offset_minutes * 60
+        stamp = stamp - offset if sign == "+" else stamp + offset
+    if fraction is not None:
+        return stamp + float("0" + fraction)
+    return float(stamp)
+
+
+def parse_rfc3339(text: str) -> float:
+    """Parse an RFC 3339 date-time (``Z`` or offset, optional fraction) to UTC epoch seconds."""
+    return _epoch(text, "date-time")
+
+
+def format_rfc3339(timestamp: float) -> str:
+    """Render UTC epoch seconds as RFC 3339 with milliseconds, as wallets write it (``...Z``)."""
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        raise TypeError("timestamp must be a number of seconds")
+    if not math.isfinite(timestamp):
+        raise ValueError("timestamp must be finite")
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _eip55(hex40: str) -> str:
+    """EIP-55 form of 40 hex digits (no ``0x``); same result as ``to_checksum_address``."""
+    lower = hex40.lower().encode("ascii")
+    digest = keccak256(lower).hex()[:40].encode("ascii")
+    flip = int.from_bytes(digest.translate(_HIGH_NIBBLE), "big") & int.from_bytes(
+        lower.translate(_HEX_LETTER), "big"
+    )
+    return "0x" + (int.from_bytes(lower, "big") ^ flip).to_bytes(40, "big").decode("ascii")
+
+
+# -- RFC 3986 -------------------------------------------------------------------------------
+
+
+def _is_authority(text: str, *, require_host: bool) -> bool:
+    match = _AUTHORITY_RE.fullmatch(text)
+    if match is None:
+        return False
+    host = match.group(1)
+    if require_host and not host:
+        return False
+    if host.startswith("["):
+        inner = host[1:-1]
+        if inner[:1] in ("v", "V"):
+            return _IPV_FUTURE_RE.fullmatch(inner) is not None
+        if "%" in inner:  # ipaddress accepts a zone id; RFC 3986 does not
+            return False
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            return False
+    return "%" not in text or _BAD_PERCENT_RE.search(text) is None
+
+
+def _is_uri(text: str) -> bool:
+    match = _URI_RE.fullmatch(text)
+    if match is None:
+        return False
+    authority = match.group(1)
+    if authority is None:
+        # Defensive: "//" right after the scheme always starts an authority.
+        if text.partition(":")[2].startswith("//"):
+            return False
+    elif not _is_authority(authority, require_host=False):
+        return False
+    return "%" not in text or _BAD_PERCENT_RE.search(text) is None
+
+
+# -- the message ----------------------------------------------------------------------------
+
+_FIELD_NAMES = {
+    "scheme": "scheme",
+    "domain": "domain",
+    "address": "address",
+    "statement": "statement",
+    "uri": "uri",
+    "version": "version",
+    "chain_id": "chain_id",
+    "chainId": "chain_id",
+    "nonce": "nonce",
+    "issued_at": "issued_at",
+    "issuedAt": "issued_at",
+    "expiration_time": "expiration_time",
+    "expirationTime": "expiration_time",
+    "not_before": "not_before",
+    "notBefore": "not_before",
+    "request_id": "request_id",
+    "requestId": "request_id",
+    "resources": "resources",
+}
+_REQUIRED = ("domain", "address", "uri", "version", "chain_id", "nonce", "issued_at")
+# Characters of the fixed text around the fields, for the length cap on constructed messages.
+_FIXED_LENGTH = (
+    len(_HEADER)
+    + 3
+    + len(_URI_TAG)
+    + len(_VERSION_TAG)
+    + len(_CHAIN_ID_TAG)
+    + len(_NONCE_TAG)
+    + len(_ISSUED_AT_TAG)
+    + 5
+)
+
+
+def _need_str(value: object, label: str) -> str:
+    if not isinstance(value, str):
+        raise SiweError(f"{label} must be a string")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiweMessage:
+    """An EIP-4361 sign-in message; every field is checked on construction."""
+
+    scheme: str | None = None
+    domain: str
+    address: str
+    statement: str | None = None
+    uri: str
+    version: str
+    chain_id: int
+    nonce: str = field(repr=False)  # often the login secret: kept out of logs
+    issued_at: str
+    expiration_time: str | None = None
+    not_before: str | None = None
+    request_id: str | None = None
+    resources: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        """Check every field against the EIP-4361 ABNF; ``SiweError`` names the first bad one."""
+        if self.scheme is not None and (
+            not isinstance(self.scheme, str) or _SCHEME_RE.fullmatch(self.scheme) is None
+        ):
+            raise SiweError("scheme is not an RFC 3986 URI scheme")
+        if not _need_str(self.domain, "domain"):
+            raise SiweError("domain is empty")
+        if not _is_authority(self.domain, require_host=True):
+            raise SiweError("domain is not an RFC 3986 authority (host[:port])")
+        address = _need_str(self.address, "address")
+        if _ADDRESS_RE.fullmatch(address) is None:
+            raise SiweError("address is not 0x followed by 40 hex digits")
+        if _eip55(address[2:]) != address:
+            raise SiweError("address is not in its EIP-55 checksummed form")
+        if self.statement is not None:
+            if not isinstance(self.statement, str):
+                raise SiweError("statement must be a string")
+            if _STATEMENT_RE.fullmatch(self.statement) is None:
+                if "\n" in self.statement:
+                    raise SiweError("statement must not contain a line break")
+                raise SiweError(
+                    "statement must be non-empty printable ASCII without '%', '\"' or "
+                    "other characters outside RFC 3986 reserved/unreserved and space"
+                )
+        if not _is_uri(_need_str(self.uri, "uri")):
+            raise SiweError("URI is not an RFC 3986 URI")
+        if self.version != "1":
+            raise SiweError("Version must be 1")
+        chain_id = self.chain_id
+        if isinstance(chain_id, bool) or not isinstance(chain_id, int):
+            raise SiweError("Chain ID must be an integer")
+        if not 0 < chain_id <= MAX_CHAIN_ID:
+            raise SiweError("Chain ID must be between 1 and 2**64 - 1")
+        if _NONCE_RE.fullmatch(_need_str(self.nonce, "nonce")) is None:
+            raise SiweError("Nonce must be at least 8 ASCII letters or digits")
+        _epoch(self.issued_at, "Issued At")
+        if self.expiration_time is not None:
+            _epoch(self.expiration_time, "Expiration Time")
+        if self.not_before is not None:
+            _epoch(self.not_before, "Not Before")
+        if self.request_id is not None and (
+            not isinstance(self.request_id, str)
+            or _REQUEST_ID_RE.fullmatch(self.request_id) is None
+            or ("%" in self.request_id and _BAD_PERCENT_RE.search(self.request_id) is not None)
+        ):
+            raise SiweError("Request ID must be RFC 3986 path characters (pchar)")
+        resources = self.resources
+        if resources is not None:
+            if not isinstance(resources, (tuple, list)):
+                raise SiweError("resources must be a list of URIs")
+            for resource in resources:
+                if not isinstance(resource, str) or not _is_uri(resource):
+                    raise SiweError("a resource is not an RFC 3986 URI")
+            if not isinstance(resources, tuple):
+                object.__setattr__(self, "resources", tuple(resources))
+        if self._rendered_length() > MAX_MESSAGE_LENGTH:
+            raise SiweError(f"the rendered message is longer than {MAX_MESSAGE_LENGTH} characters")
+
+    def _rendered_length(self) -> int:
+        """``len(str(self))``, computed without rendering."""
+        size = (
+            _FIXED_LENGTH
+            + len(self.domain)
+            + len(self.address)
+            + len(self.uri)
+            + len(self.version)
+            + len(str(self.chain_id))
+            + len(self.nonce)
+            + len(self.issued_at)
+        )
+        if self.scheme is not None:
+            size += len(self.scheme) + 3
+        if self.statement is not None:
+            size += len(self.statement) + 1
+        if self.expiration_time is not None:
+            size += 1 + len(_EXPIRATION_TAG) + len(self.expiration_time)
+        if self.not_before is not None:
+            size += 1 + len(_NOT_BEFORE_TAG) + len(self.not_before)
+        if self.request_id is not None:
+            size += 1 + len(_REQUEST_ID_TAG) + len(self.request_id)
+        if self.resources is not None:
+            size += 1 + len(_RESOURCES_LINE)
+            size += sum(1 + len(_RESOURCE_TAG) + len(r) for r in self.resources)
+        return size
+
+    def __str__(self) -> str:
+        """The EIP-4361 text of this message: exactly what the wallet signs."""
+        origin = self.domain if self.scheme is None else f"{self.scheme}://{self.domain}"
+        lines = [origin + _HEADER, self.address, ""]
+        if self.statement is not None:
+            lines.append(self.statement)
+        lines.append("")
+        lines.append(_URI_TAG + self.uri)
+        lines.append(_VERSION_TAG + self.version)
+        lines.append(_CHAIN_ID_TAG + str(self.chain_id))
+        lines.append(_NONCE_TAG + self.nonce)
+        lines.append(_ISSUED_AT_TAG + self.issued_at)
+        if self.expiration_time is not None:
+            lines.append(_EXPIRATION_TAG + self.expiration_time)
+        if self.not_before is not None:
+            lines.append(_NOT_BEFORE_TAG + self.not_before)
+        if self.request_id is not None:
+            lines.append(_REQUEST_ID_TAG + self.request_id)
+        if self.resources is not None:
+            lines.append(_RESOURCES_LINE)
+            lines.extend(_RESOURCE_TAG + resource for resource in self.resources)
+        return "\n".join(lines)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, object]) -> SiweMessage:
+        """Build from a mapping with snake_case or camelCase keys (``chainId``, ``issuedAt``...)."""
+        if not isinstance(fields, Mapping):
+            raise SiweError("fields must be a mapping")
+        values: dict[str, object] = {}
+        for key, value in fields.items():
+            name = _FIELD_NAMES.get(key) if isinstance(key, str) else None
+            if name is None:
+                raise SiweError("unknown field name")
+            if name in values:
+                raise SiweError(f"field {name} is given twice (snake_case and camelCase)")
+            values[name] = value
+        for name in _REQUIRED:
+            if values.get(name) is None:
+                raise SiweError(f"field {name} is required")
+        return cls(**values)  # type: ignore[arg-type]  # every value is checked in __post_init__
+
+    @classmethod
+    def parse(cls, text: str) -> SiweMessage:
+        """Parse an EIP-4361 message, refusing anything that does not conform exactly."""
+        if not isinstance(text, str):
+            raise SiweError("the message must be a string")
+        if len(text) > MAX_MESSAGE_LENGTH:
+            raise SiweError(f"the message is longer than {MAX_MESSAGE_LENGTH} characters")
+        bad = None
+        if not text.isascii() or not text.replace("\n", "").isprintable():
+            bad = _FORBIDDEN_CHAR_RE.search(text)
+        if bad is not None:
+            where = text.count("\n", 0, bad.start()) + 1
+            if bad.group() == "\r":
+                raise SiweError(f"line {where} ends with CR: lines must end with LF only")
+            raise SiweError(f"line {where} contains a control or non-ASCII character")
+
+        lines = text.split("\n")
+        count = len(lines)
+        header = lines[0]
+        if not header.endswith(_HEADER):
+            raise SiweError(f"line 1 must be '<domain>{_HEADER}'")
+        origin = header[: -len(_HEADER)]
+        scheme: str | None = None
+        cut = origin.find("://")
+        if cut >= 0:  # an authority has no "/", so the first "://" ends the scheme
+            scheme, domain = origin[:cut], origin[cut + 3 :]
+        else:
+            domain = origin
+        if count < 2:
+            raise SiweError("line 2 must be the address")
+        address = lines[1]
+        if count < 3 or lines[2]:
+            raise SiweError("line 3 must be empty")
+        if count < 4:
+            raise SiweError("the message ends after line 3")
+        statement: str | None = None
+        index = 3
+        if lines[3]:
+            statement = lines[3]
+            index = 4
+        if index >= count or lines[index]:
+            raise SiweError(f"line {index + 1} must be empty (before URI; a statement is one line)")
+        index += 1
+        uri = _tagged(lines, index, _URI_TAG)
+        version = _tagged(lines, index + 1, _VERSION_TAG)
+        chain_text = _tagged(lines, index + 2, _CHAIN_ID_TAG)
+        nonce = _tagged(lines, index + 3, _NONCE_TAG)
+        issued_at = _tagged(lines, index + 4, _ISSUED_AT_TAG)
+        index += 5
+        if _CHAIN_ID_RE.fullmatch(chain_text) is None:
+            raise SiweError("Chain ID must be decimal digits without sign or leading zeros")
+
+        expiration_time = not_before = request_id = None
+        resources: list[str] | None = None
+        if index < count and lines[index].startswith(_EXPIRATION_TAG):
+            expiration_time = lines[index][len(_EXPIRATION_TAG) :]
+            index += 1
+        if index < count and lines[index].startswith(_NOT_BEFORE_TAG):
+            not_before = lines[index][len(_NOT_BEFORE_TAG) :]
+            index += 1
+        if index < count and lines[index].startswith(_REQUEST_ID_TAG):
+            request_id = lines[index][len(_REQUEST_ID_TAG) :]
+            index += 1
+        if index < count and lines[index] == _RESOURCES_LINE:
+            index += 1
+            resources = []
+            while index < count and lines[index].startswith(_RESOURCE_TAG):
+                resources.append(lines[index][len(_RESOURCE_TAG) :])
+                index += 1
+        if index < count:
+            if index == count - 1 and not lines[index]:
+                raise SiweError("the message must not end with a line break")
+            raise SiweError(
+                f"line {index + 1} is not expected here (a field out of order, repeated or unknown)"
+            )
+        return cls(
+            scheme=scheme,
+            domain=domain,
+            address=address,
+            statement=statement,
+            uri=uri,
+            version=version,
+            chain_id=int(chain_text),
+            nonce=nonce,
+            issued_at=issued_at,
+            expiration_time=expiration_time,
+            not_before=not_before,
+            request_id=request_id,
+            resources=None if resources is None else tuple(resources),
+        )
+
+    def validate(
+        self,
+        *,
+        domain: str,
+        uri: str,
+        nonce: str,
+        address: str,
+        chain_ids: Collection[int] | None,
+        now: float,
+        skew: float = 60.0,
+    ) -> None:
+        """Refuse unless this message is for this service, wallet and nonce, and valid at ``now``.
+
+        Every comparison is exact (no case folding): ``domain`` is the authority the message must
+        name (``example.com``, ``localhost:8000``), ``uri`` the exact URI string, ``address`` the
+        EIP-55 wallet address; when the message carries a scheme it must be the scheme of ``uri``.
+        ``chain_ids=None`` explicitly allows any chain. Times are checked against ``now`` (Unix
+        seconds) with ``skew`` seconds of tolerance: the message is refused once
+        ``now - skew >= Expiration Time``, while ``now + skew < Not Before``, when ``Issued At``
+        is more than ``skew`` in the future, and when its window is empty (``Expiration Time`` not
+        after ``Issued At``, or ``Not Before`` not before ``Expiration Time``). Mismatches raise
+        ``MessageRejected``, time failures ``MessageExpired``; a malformed argument (a programming
+        error, not a client one) raises ``TypeError`` or ``ValueError``.
+        """
+        for name, value in (
+            ("domain", domain),
+            ("uri", uri),
+            ("nonce", nonce),
+            ("address", address),
+        ):
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a string")
+        if chain_ids is not None and isinstance(chain_ids, (str, bytes)):
+            raise TypeError("chain_ids must be None or a collection of integers")
+        _check_seconds("now", now, allow_negative=True)
+        _check_seconds("skew", skew, allow_negative=False)
+
+        if self.domain != domain:
+            raise MessageRejected("sign-in message domain does not match this service")
+        if self.scheme is not None and self.scheme != uri.partition(":")[0]:
+            raise MessageRejected("sign-in message scheme does not match this service")
+        if self.uri != uri:
+            raise MessageRejected("sign-in message URI does not match this service")
+        if not hmac.compare_digest(
+            self.nonce.encode("ascii"), nonce.encode("utf-8", "surrogatepass")
+        ):
+            raise MessageRejected("sign-in message nonce does not match")
+        if self.address != address:
+            raise MessageRejected("sign-in message address does not match the wallet")
+        if chain_ids is not None and self.chain_id not in chain_ids:
+            raise MessageRejected("sign-in message chain id is not allowed")
+
+        issued_at = _epoch(self.issued_at, "Issued At")
+        if issued_at - now > skew:
+            raise MessageExpired("sign-in message Issued At is in the future")
+        expires = not_before = None
+        if self.expiration_time is not None:
+            expires = _epoch(self.expiration_time, "Expiration Time")
+            if now - skew >= expires:
+                raise MessageExpired("sign-in message has expired (Expiration Time)")
+        if self.not_before is not None:
+            not_before = _epoch(self.not_before, "Not Before")
+            if now + skew < not_before:
+                raise MessageExpired("sign-in message is not yet valid (Not Before)")
+        # A window that is empty on its face is refused even where the skew would let it through.
+        if expires is not None:
+            if expires <= issued_at:
+                raise MessageExpired("sign-in message Expiration Time is not after its Issued At")
+            if not_before is not None and not_before >= expires:
+                raise MessageExpired("sign-in message Not Before is not before its Expiration Time")
+
+    def verify(
+        self,
+        signature: str,
+        *,
+        domain: str,
+        uri: str,
+        nonce: str,
+        chain_ids: Collection[int] | None,
+        now: float,
+        skew: float = 60.0,
+    ) -> None:
+        """Check the EIP-191 signature over ``str(self)`` is by ``self.address``, then ``validate``.
+
+        Only externally owned accounts are supported: an EIP-1271 contract-wallet signature is
+        refused like any other signature that does not recover to the address. Every failure
+        is a ``WalletAuthError``: ``InvalidSignatureFormat`` for a malformed signature,
+        ``SignatureMismatch`` when it does not recover to ``self.address``, then the refusals of
+        ``validate``.
+        """
+        if not isinstance(signature, str):
+            raise InvalidSignatureFormat()
+        try:
+            recovered = recover_address(str(self).encode("utf-8"), signature)
+        except WalletAuthError:
+            raise
+        except Exception as exc:  # whatever the curve code raises, it is a refusal
+            raise SignatureMismatch() from exc
+        if recovered != self.address:
+            raise SignatureMismatch()
+        self.validate(
+            domain=domain,
+            uri=uri,
+            nonce=nonce,
+            address=self.address,
+            chain_ids=chain_ids,
+            now=now,
+            skew=skew,
+        )
+
+
+def _tagged(lines: list[str], index: int, tag: str) -> str:
+    """The value of the line ``index`` that must start with ``tag``."""
+    if index >= len(lines) or not lines[index].startswith(tag):
+        raise SiweError(f"line {index + 1} must start with '{tag}'")
+    return lines[index][len(tag) :]
+
+
+def _check_seconds(name: str, value: object, *, allow_negative: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds")
+    if not math.isfinite(value) or (not allow_negative and value < 0):
+        raise ValueError(
+            f"{name} must be a finite{'' if allow_negative else ', non-negative'} number"
+        )
+
+
+__all__ = [
+    "MAX_CHAIN_ID",
+    "MAX_MESSAGE_LENGTH",
+    "SiweError",
+    "SiweMessage",
+    "format_rfc3339",
+    "parse_rfc3339",
+]

@@ -1,0 +1,163 @@
+"""Access tokens: JWTs issued and verified around PyJWT with a pinned algorithm and required claims.
+
+PyJWT checks the signature, the algorithm, ``iss`` and ``aud``; the time claims are checked here,
+against the injectable service clock, so tests move time instead of sleeping and the checks cannot
+be switched off by an option left out.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from .errors import SessionExpired, TokenInvalid
+
+#: Claims that every access token carries and that verification requires.
+REQUIRED_CLAIMS = ("sub", "iat", "exp", "jti", "iss", "aud", "auth_time")
+#: Claims the service computes itself; hooks cannot set them.
+RESERVED_CLAIMS = frozenset(
+    {*REQUIRED_CLAIMS, "nbf", "access_expired_at", "userid", "did_type", "did_value"}
+)
+#: Symmetric algorithms accepted for ``algorithm``, each with its minimum key size (RFC 7518 3.2:
+#: a key at least as long as the hash output).
+HMAC_KEY_SIZES = {"HS256": 32, "HS384": 48, "HS512": 64}
+HMAC_ALGORITHMS = tuple(HMAC_KEY_SIZES)
+MAX_TOKEN_LENGTH = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A freshly issued access token and the claims it carries."""
+
+    token: str
+    claims: Mapping[str, Any]
+
+    @property
+    def expires_at(self) -> int:
+        """The ``exp`` claim (Unix seconds)."""
+        return int(self.claims["exp"])
+
+
+class TokenService:
+    """Issues and verifies the access tokens of one ``WalletAuth``."""
+
+    def __init__(
+        self,
+        *,
+        secret_key: bytes,
+        issuer: str,
+        audience: str,
+        lifetime: float,
+        session_lifetime: float,
+        algorithm: str = "HS256",
+        clock: Callable[[], float] = time.time,
+        leeway: float = 0.0,
+    ) -> None:
+        if algorithm not in HMAC_ALGORITHMS:
+            raise ValueError(
+                f"algorithm must be one of {', '.join(HMAC_ALGORITHMS)}; got {algorithm!r}"
+            )
+        if len(secret_key) < HMAC_KEY_SIZES[algorithm]:
+            raise ValueError(
+                f"secret_key must be at least {HMAC_KEY_SIZES[algorithm]} bytes for {algorithm}; "
+                "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(64))'`"
+            )
+        self._key = secret_key
+        self.issuer = issuer
+        self.audience = audience
+        self.lifetime = lifetime
+        self.session_lifetime = session_lifetime
+        self.algorithm = algorithm
+        self._algorithms = [algorithm]
+        self._clock = clock
+        self._leeway = leeway
+        self._jwt = jwt.PyJWT(
+            options={
+                "verify_signature": True,
+                "verify_aud": True,
+                "verify_iss": True,
+                # Time claims are checked in verify() against the injected clock.
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "require": list(REQUIRED_CLAIMS),
+            }
+        )
+
+    def issue(
+        self,
+        *,
+        subject: str,
+        auth_time: int,
+        extra: Mapping[str, Any] | None = None,
+    ) -> IssuedToken:
+        """Issue a token for ``subject``; it never outlives ``auth_time + session_lifetime``."""
+        now = int(self._clock())
+        session_end = auth_time + int(self.session_lifetime)
+        if now >= session_end:
+            raise SessionExpired()
+        exp = min(now + int(self.lifetime), session_end)
+        claims: dict[str, Any] = dict(extra or {})
+        claims.update(
+            sub=subject,
+            iat=now,
+            exp=exp,
+            jti=secrets.token_hex(16),
+            iss=self.issuer,
+            aud=self.audience,
+            auth_time=auth_time,
+            access_expired_at=exp,
+        )
+        token = jwt.encode(claims, self._key, algorithm=self.algorithm, headers={"typ": "JWT"})
+        return IssuedToken(token, claims)
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Return the claims of a valid token; raise ``TokenInvalid`` for anything else."""
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
+            raise TokenInvalid()
+        try:
+            decoded = self._jwt.decode_complete(
+                token,
+                self._key,
+                algorithms=self._algorithms,
+                audience=self.audience,
+                issuer=self.issuer,
+            )
+        except Exception as exc:  # every PyJWT failure, and anything else, is a refusal
+            raise TokenInvalid() from exc
+        header = decoded["header"]
+        # We define no critical extensions, so any "crit" header names one we do not understand.
+        if "crit" in header:
+            raise TokenInvalid()
+        claims: dict[str, Any] = decoded["payload"]
+        now = self._clock()
+        exp, iat, auth_time = claims["exp"], claims["iat"], claims["auth_time"]
+        for value in (exp, iat, auth_time):
+            if type(value) is not int:  # bool and float are refused too
+                raise TokenInvalid()
+        if not isinstance(claims["sub"], str) or not isinstance(claims["jti"], str):
+            raise TokenInvalid()
+        if now >= exp + self._leeway or iat > now + self._leeway + 60 or auth_time > iat:
+            raise TokenInvalid()
+        if exp > auth_time + self.session_lifetime:
+            raise TokenInvalid()
+        nbf = claims.get("nbf")
+        if nbf is not None and (type(nbf) is not int or now + self._leeway < nbf):
+            raise TokenInvalid()
+        return claims
+
+
+__all__ = [
+    "HMAC_ALGORITHMS",
+    "HMAC_KEY_SIZES",
+    "MAX_TOKEN_LENGTH",
+    "REQUIRED_CLAIMS",
+    "RESERVED_CLAIMS",
+    "IssuedToken",
+    "TokenService",
+]

@@ -1,0 +1,74 @@
+"""Shared fixtures: fixed keys, a controllable clock, real signatures, and an in-process client."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+
+# Fixed private keys: the suite is deterministic and never depends on a random wallet.
+WALLET_KEY = "0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+OTHER_KEY = "0x" + "8da4ef21b864d2cc526dbdb2a120bd2874c36c9d0a1fb7f8c63d7f7a8b41de8f"
+SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+DOMAIN = "example.com"
+URI = "https://example.com"
+#: 2026-01-01T00:00:00Z: every test starts at the same instant.
+T0 = 1_767_225_600.0
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Run every ``async def`` test under anyio without marking each one."""
+    if name.startswith("test") and inspect.iscoroutinefunction(obj):
+        pytest.mark.anyio(obj)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class FakeClock:
+    """A clock the test moves by hand; callable like ``time.time``."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def wallet() -> LocalAccount:
+    return Account.from_key(WALLET_KEY)
+
+
+@pytest.fixture
+def other_wallet() -> LocalAccount:
+    return Account.from_key(OTHER_KEY)
+
+
+def sign_text(account: LocalAccount, text: str) -> str:
+    """An EIP-191 ``personal_sign`` signature of ``text``, as ``0x`` + 130 hex."""
+    signature = account.sign_message(encode_defunct(text=text)).signature.hex()
+    return signature if signature.startswith("0x") else "0x" + signature
+
+
+def client_for(app: object, base_url: str = "http://testserver") -> httpx.AsyncClient:
+    """An httpx client calling the ASGI app in process."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)  # type: ignore[arg-type]

@@ -1,0 +1,302 @@
+"""``WalletAuthMiddleware`` in a Starlette app with the login routes mounted at ``/auth``."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from eth_account.signers.local import LocalAccount
+from starlette.applications import Starlette
+from starlette.authentication import requires
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from asgi_wallet_auth import WalletAuth, WalletAuthMiddleware, WalletUser
+from tests.conftest import SECRET_KEY, URI, FakeClock, client_for
+from tests.helpers import login, make_auth
+
+DAY = 86_400
+
+
+async def whoami(request: Request) -> JSONResponse:
+    user = request.user
+    return JSONResponse(
+        {
+            "authenticated": user.is_authenticated,
+            "type": type(user).__name__,
+            "address": getattr(user, "address", None),
+            "userid": getattr(user, "userid", None),
+            "display_name": user.display_name,
+            "scopes": list(request.auth.scopes),
+        }
+    )
+
+
+@requires("authenticated")
+async def private(request: Request) -> JSONResponse:
+    return JSONResponse({"identity": request.user.identity})
+
+
+async def ws_greet(websocket: WebSocket) -> None:
+    await websocket.accept()
+    user = websocket.user
+    await websocket.send_json({"hello": user.address if isinstance(user, WalletUser) else None})
+    await websocket.close()
+
+
+def build_app(auth: WalletAuth, lifespan_log: list[str] | None = None) -> Starlette:
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        if lifespan_log is not None:
+            lifespan_log.append("startup")
+        yield
+        if lifespan_log is not None:
+            lifespan_log.append("shutdown")
+
+    return Starlette(
+        routes=[
+            Route("/whoami", whoami),
+            Route("/private", private),
+            WebSocketRoute("/ws", ws_greet),
+            Mount("/auth", app=auth),
+        ],
+        middleware=[Middleware(WalletAuthMiddleware, auth=auth)],
+        lifespan=lifespan,
+    )
+
+
+@pytest.fixture
+def auth(clock: FakeClock) -> WalletAuth:
+    return make_auth(clock)
+
+
+@pytest.fixture
+async def client(auth: WalletAuth) -> Any:
+    async with client_for(build_app(auth)) as c:
+        yield c
+
+
+async def test_login_through_the_mount_then_request_user_is_the_wallet(
+    client: httpx.AsyncClient, wallet: LocalAccount
+) -> None:
+    token = (await login(client, wallet, prefix="/auth"))["access_token"]
+    response = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.json() == {
+        "authenticated": True,
+        "type": "WalletUser",
+        "address": wallet.address,
+        "userid": wallet.address,
+        "display_name": wallet.address,
+        "scopes": ["authenticated"],
+    }
+
+
+async def test_requires_authenticated_works(
+    client: httpx.AsyncClient, wallet: LocalAccount
+) -> None:
+    assert (await client.get("/private")).status_code == 403
+    token = (await login(client, wallet, prefix="/auth"))["access_token"]
+    response = await client.get("/private", headers={"Authorization": f"bearer {token}"})
+    assert response.status_code == 200
+    assert response.json() == {"identity": wallet.address}
+
+
+async def test_no_token_is_anonymous(client: httpx.AsyncClient) -> None:
+    response = await client.get("/whoami")
+    assert response.status_code == 200
+    assert response.json()["type"] == "UnauthenticatedUser"
+    assert response.json()["scopes"] == []
+
+
+async def test_another_auth_scheme_is_left_alone(client: httpx.AsyncClient) -> None:
+    response = await client.get("/whoami", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert response.status_code == 200
+    assert response.json()["authenticated"] is False
+
+
+def forged_tokens(wallet_address: str) -> dict[str, str]:
+    now = 1_767_225_600
+    claims = {
+        "sub": wallet_address,
+        "iat": now,
+        "exp": now + DAY,
+        "jti": "j",
+        "iss": URI,
+        "aud": URI,
+        "auth_time": now,
+    }
+    header = jwt.utils.base64url_encode(b'{"alg":"none","typ":"JWT"}').decode()
+    payload = jwt.utils.base64url_encode(jwt.api_jws.json.dumps(claims).encode()).decode()
+    return {
+        "other key": jwt.encode(
+            claims, "another-secret-key-of-32-bytes-or-more!!", algorithm="HS256"
+        ),
+        "alg none": f"{header}.{payload}.",
+        "alg none with signature": f"{header}.{payload}.c2ln",
+        "other algorithm": jwt.encode(claims, SECRET_KEY, algorithm="HS512"),
+        "missing exp": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, SECRET_KEY),
+        "expired": jwt.encode({**claims, "exp": now - 1}, SECRET_KEY),
+        "wrong audience": jwt.encode({**claims, "aud": "https://evil.com"}, SECRET_KEY),
+        "garbage": "abc.def.ghi",
+    }
+
+
+FORGED_KINDS = [
+    "other key",
+    "alg none",
+    "alg none with signature",
+    "other algorithm",
+    "missing exp",
+    "expired",
+    "wrong audience",
+    "garbage",
+]
+
+
+@pytest.mark.parametrize("kind", FORGED_KINDS)
+async def test_invalid_token_is_401_with_www_authenticate_and_never_reaches_the_app(
+    client: httpx.AsyncClient, wallet: LocalAccount, kind: str
+) -> None:
+    with warnings.catch_warnings():
+        # HS512 with the service's HS256-sized key: PyJWT warns, and that is the attack.
+        warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+        tokens = forged_tokens(wallet.address)
+    assert set(tokens) == set(FORGED_KINDS)
+    token = tokens[kind]
+    response = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    body = response.json()
+    assert body["data"] is None and body["code"] == 40111
+
+
+async def test_tampered_token_is_401(client: httpx.AsyncClient, wallet: LocalAccount) -> None:
+    token = (await login(client, wallet, prefix="/auth"))["access_token"]
+    head, payload, sig = token.split(".")
+    tampered = f"{head}.{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}.{sig}"
+    response = await client.get("/whoami", headers={"Authorization": f"Bearer {tampered}"})
+    assert response.status_code == 401
+
+
+async def test_expired_token_is_401(
+    client: httpx.AsyncClient, wallet: LocalAccount, clock: FakeClock
+) -> None:
+    token = (await login(client, wallet, prefix="/auth"))["access_token"]
+    clock.advance(7 * DAY - 1)
+    assert (
+        await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    ).status_code == 200
+    clock.advance(1)
+    assert (
+        await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    ).status_code == 401
+
+
+async def test_two_authorization_headers_are_refused(
+    client: httpx.AsyncClient, wallet: LocalAccount
+) -> None:
+    token = (await login(client, wallet, prefix="/auth"))["access_token"]
+    response = await client.get(
+        "/whoami", headers=[("Authorization", f"Bearer {token}"), ("Authorization", "Bearer x.y.z")]
+    )
+    assert response.status_code == 401
+
+
+async def test_token_in_query_string_is_ignored_for_http(
+    client: httpx.AsyncClient, wallet: LocalAccount
+) -> None:
+    # Query strings end up in logs and Referer headers: only websockets may use them.
+    token = (await login(client, wallet, prefix="/auth"))["access_token"]
+    response = await client.get("/whoami", params={"access_token": token})
+    assert response.json()["authenticated"] is False
+
+
+async def test_a_token_from_another_walletauth_is_refused(
+    clock: FakeClock, wallet: LocalAccount
+) -> None:
+    other = make_auth(clock, secret_key="a-completely-different-secret-key-0123456789")
+    async with client_for(build_app(other)) as other_client:
+        token = (await login(other_client, wallet, prefix="/auth"))["access_token"]
+    async with client_for(build_app(make_auth(clock))) as client:
+        response = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
+
+
+def test_lifespan_passes_through_to_the_app(auth: WalletAuth) -> None:
+    log: list[str] = []
+    with TestClient(build_app(auth, log)):
+        assert log == ["startup"]
+    assert log == ["startup", "shutdown"]
+
+
+def _token_via_testclient(client: TestClient, wallet: LocalAccount) -> str:
+    from tests.conftest import sign_text
+
+    secret = client.post(
+        "/auth/login_random_secret", json={"wallet_address": wallet.address}
+    ).json()["data"]
+    response = client.post(
+        "/auth/login",
+        json={
+            "login_random_secret": secret,
+            "signature": sign_text(wallet, secret),
+            "wallet_address": wallet.address,
+        },
+    )
+    token: str = response.json()["data"]["access_token"]
+    return token
+
+
+def test_websocket_with_header_token_sees_the_wallet(
+    auth: WalletAuth, wallet: LocalAccount
+) -> None:
+    with TestClient(build_app(auth)) as client:
+        token = _token_via_testclient(client, wallet)
+        with client.websocket_connect("/ws", headers={"Authorization": f"Bearer {token}"}) as ws:
+            assert ws.receive_json() == {"hello": wallet.address}
+
+
+def test_websocket_with_query_token_sees_the_wallet(auth: WalletAuth, wallet: LocalAccount) -> None:
+    with TestClient(build_app(auth)) as client:
+        token = _token_via_testclient(client, wallet)
+        with client.websocket_connect(f"/ws?access_token={token}") as ws:
+            assert ws.receive_json() == {"hello": wallet.address}
+
+
+def test_websocket_without_token_is_anonymous(auth: WalletAuth) -> None:
+    with TestClient(build_app(auth)) as client, client.websocket_connect("/ws") as ws:
+        assert ws.receive_json() == {"hello": None}
+
+
+@pytest.mark.parametrize(
+    "query", ["access_token=bad.to.ken", "access_token=", "access_token=a.b.c&access_token=d.e.f"]
+)
+def test_websocket_with_bad_token_is_closed_with_1008(auth: WalletAuth, query: str) -> None:
+    with TestClient(build_app(auth)) as client:
+        with (
+            pytest.raises(WebSocketDisconnect) as exc,
+            client.websocket_connect(f"/ws?{query}") as ws,
+        ):
+            ws.receive_json()
+        assert exc.value.code == 1008
+
+
+async def test_other_scope_types_pass_through_untouched(auth: WalletAuth) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(dict(scope))
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+    await WalletAuthMiddleware(app, auth=auth)(scope, None, None)  # type: ignore[arg-type]
+    assert seen == [{"type": "lifespan", "asgi": {"version": "3.0"}}]
