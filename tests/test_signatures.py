@@ -20,6 +20,7 @@ from asgi_wallet_auth.signatures import (
     keccak256,
     parse_address,
     parse_signature,
+    public_key_to_address,
     recover_address,
     to_checksum_address,
     verify_wallet_signature,
@@ -238,7 +239,13 @@ def test_high_s_twin_of_a_real_signature_is_refused_while_the_original_passes() 
     assert recover_address(MESSAGE, original) == WALLET.address
     verify_wallet_signature(MESSAGE, original, WALLET.address)
     # The twin is a mathematically valid signature by the same key, so only the low-s rule stops it.
-    assert recover_address(MESSAGE, Signature(r, twin_s, twin_v - 27)) == WALLET.address
+    twin_compact = r.to_bytes(32, "big") + twin_s.to_bytes(32, "big") + bytes([twin_v - 27])
+    twin_key = coincurve.PublicKey.from_signature_and_message(
+        twin_compact, eip191_digest(MESSAGE), hasher=None
+    )
+    assert public_key_to_address(twin_key.format(compressed=False)) == WALLET.address
+    with pytest.raises(InvalidSignatureFormat):
+        Signature(r, twin_s, twin_v - 27)  # not even constructible by hand
     with pytest.raises(InvalidSignatureFormat):
         parse_signature(twin)
     with pytest.raises(InvalidSignatureFormat):

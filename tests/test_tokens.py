@@ -112,7 +112,10 @@ def test_issued_token_verifies_to_its_claims(service: TokenService) -> None:
 
 
 def test_each_issued_token_has_a_fresh_jti(service: TokenService) -> None:
-    jtis = {service.verify(service.issue(subject=SUBJECT, auth_time=NOW).token)["jti"] for _ in range(20)}
+    jtis = {
+        service.verify(service.issue(subject=SUBJECT, auth_time=NOW).token)["jti"]
+        for _ in range(20)
+    }
     assert len(jtis) == 20
 
 
@@ -381,7 +384,10 @@ def test_truncated_token_is_refused(service: TokenService) -> None:
 def _token_of_length(service: TokenService, length: int) -> str:
     """The shortest issued token of at least ``length`` characters (padded with an extra claim)."""
     start = length * 3 // 4 - 600
-    assert len(service.issue(subject=SUBJECT, auth_time=NOW, extra={"pad": "x" * start}).token) < length
+    assert (
+        len(service.issue(subject=SUBJECT, auth_time=NOW, extra={"pad": "x" * start}).token)
+        < length
+    )
     for pad in range(start, length):
         token = service.issue(subject=SUBJECT, auth_time=NOW, extra={"pad": "x" * pad}).token
         if len(token) >= length:
@@ -400,7 +406,9 @@ def test_token_longer_than_the_cap_is_refused_even_when_valid(service: TokenServ
     decoded = jwt.decode(over, SECRET, algorithms=["HS256"], audience=AUDIENCE, options=unchecked)
     assert decoded["sub"] == SUBJECT
     assert_refused(service, over)
-    assert_refused(service, service.issue(subject=SUBJECT, auth_time=NOW, extra={"p": "x" * 10**5}).token)
+    assert_refused(
+        service, service.issue(subject=SUBJECT, auth_time=NOW, extra={"p": "x" * 10**5}).token
+    )
 
 
 @pytest.mark.parametrize("value", [None, 0, 1.5, ["a.b.c"], {"token": "x"}, object()])
@@ -478,8 +486,6 @@ def test_issue_reaches_session_expired_as_the_clock_moves(
 @pytest.mark.parametrize(
     "algorithm", ["none", "None", "RS256", "ES256", "EdDSA", "hs256", "Hs256", "HS256 ", ""]
 )
-def test_non_pinned_algorithm_is_refused_at_construction(
-    clock: FakeClock, algorithm: str
-) -> None:
+def test_non_pinned_algorithm_is_refused_at_construction(clock: FakeClock, algorithm: str) -> None:
     with pytest.raises(ValueError, match="algorithm"):
         make_service(clock, algorithm=algorithm)

@@ -73,6 +73,13 @@ class Signature:
     s: int
     recovery_id: int
 
+    def __post_init__(self) -> None:
+        # Checked here too, so a Signature built by hand cannot skip what parse_signature enforces.
+        if self.recovery_id not in (0, 1):
+            raise InvalidSignatureFormat("signature recovery byte must be 0, 1, 27 or 28")
+        if not 0 < self.r < SECP256K1_N or not 0 < self.s <= _HALF_N:
+            raise InvalidSignatureFormat("signature is not in canonical low-s form")
+
     def to_compact(self) -> bytes:
         """The 65-byte ``r || s || recid`` form that coincurve expects."""
         return self.r.to_bytes(32, "big") + self.s.to_bytes(32, "big") + bytes((self.recovery_id,))
@@ -91,13 +98,7 @@ def parse_signature(value: object) -> Signature:
     r = int.from_bytes(raw[:32], "big")
     s = int.from_bytes(raw[32:64], "big")
     v = raw[64]
-    if v in (27, 28):
-        v -= 27
-    if v not in (0, 1):
-        raise InvalidSignatureFormat("signature recovery byte must be 0, 1, 27 or 28")
-    if not 0 < r < SECP256K1_N or not 0 < s <= _HALF_N:
-        raise InvalidSignatureFormat("signature is not in canonical low-s form")
-    return Signature(r, s, v)
+    return Signature(r, s, v - 27 if v in (27, 28) else v)
 
 
 def eip191_digest(message: bytes) -> bytes:

@@ -15,12 +15,14 @@ def _expires_at(_key: str, value: tuple[str, float], _now: float) -> float:
 class MemoryNonceStore:
     """Single-use values in a bounded ``cachetools.TLRUCache`` (a TTL cache with per-key lifetimes).
 
-    Each key lives for the ``ttl`` given to ``put``, so login secrets, replay markers and revoked
-    token ids can share one store. At ``maxsize`` live entries the least recently used are evicted:
-    their logins then fail closed (the secret is unknown), so the bound protects memory without
-    ever letting a value be redeemed twice. Operations never await between reading and writing the
-    cache, which makes them atomic on the event loop. Not shared between processes: with several
-    workers use ``RedisNonceStore``.
+    Each key lives for the ``ttl`` given to ``put``. At ``maxsize`` live entries the least recently
+    used are evicted: a login whose secret was evicted fails closed (the secret is unknown), so the
+    bound protects memory without ever letting a value be redeemed twice. Eviction suits values
+    whose absence means "refuse" (login secrets); it does not suit markers whose presence means
+    "refuse" (replay markers, revoked token ids), which must not be dropped early.
+
+    Operations never await between reading and writing the cache, which makes them atomic on the
+    event loop. Not shared between processes: with several workers use ``RedisNonceStore``.
     """
 
     def __init__(
