@@ -489,6 +489,17 @@ async def test_siwe_issued_far_in_the_future_is_refused(
     assert_error(response, 401, 40104)
 
 
+async def test_siwe_message_whose_window_is_empty_is_refused(
+    client: httpx.AsyncClient, wallet: LocalAccount
+) -> None:
+    response = await siwe_login(
+        client,
+        wallet,
+        lambda s: siwe_text(address=wallet.address, nonce=s, issued_at=T0, expiration=T0 - 1),
+    )
+    assert_error(response, 401, 40104)
+
+
 async def test_siwe_small_clock_skew_is_tolerated(
     client: httpx.AsyncClient, wallet: LocalAccount
 ) -> None:

@@ -28,7 +28,7 @@ from .errors import (
 )
 from .middleware import bearer_token
 from .signatures import parse_address, parse_signature, verify_wallet_signature
-from .siwe import SiweMessage
+from .siwe import MAX_MESSAGE_LENGTH, SiweMessage
 from .stores.base import NonceStore
 from .stores.memory import MemoryNonceStore
 from .tokens import RESERVED_CLAIMS, IssuedToken, TokenService
@@ -42,7 +42,6 @@ LoginHook = Callable[[Request, WalletUser], Awaitable[Mapping[str, Any] | None]]
 
 DAY = 86_400.0
 _SECRET_RE = re.compile(r"[A-Za-z0-9]{8,128}")
-_MAX_SIGNATURE_CONTENT = 8192
 _Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -252,7 +251,7 @@ class WalletAuth:
         address = parse_address(string_field(body, "wallet_address", max_length=42))
         signature = parse_signature(string_field(body, "signature", max_length=132))
         content = string_field(
-            body, "signature_content", max_length=_MAX_SIGNATURE_CONTENT, required=False
+            body, "signature_content", max_length=MAX_MESSAGE_LENGTH, required=False
         )
         now = self.clock()
         if content is None:
@@ -272,6 +271,7 @@ class WalletAuth:
                 now=now,
                 skew=self.clock_skew,
             )
+            siwe.check_issuance(now=now, skew=self.clock_skew)
             message = content.encode("utf-8")
         # Recovery before the store: a failed attempt must not burn the secret.
         verify_wallet_signature(message, signature, address)

@@ -38,13 +38,20 @@ _SIGNATURE_RE = re.compile(r"0x[0-9a-fA-F]{130}")
 ZERO_ADDRESS = "0x" + "0" * 40
 
 
+# Byte tables for EIP-55: 0x20 (the ASCII case bit) where a digest nibble is >= 8, and where an
+# address character is a letter; XOR-ing their AND into the text upper-cases exactly those letters.
+_HIGH_NIBBLE = bytes.maketrans(b"0123456789abcdef", b"\0" * 8 + b"\x20" * 8)
+_HEX_LETTER = bytes.maketrans(b"0123456789abcdef", b"\0" * 10 + b"\x20" * 6)
+
+
 def to_checksum_address(address_hex40: str) -> str:
     """EIP-55 form of 40 hex digits (any case, no ``0x``)."""
-    lower = address_hex40.lower()
-    digest = keccak256(lower.encode("ascii")).hex()
-    return "0x" + "".join(
-        c.upper() if c > "9" and digest[i] >= "8" else c for i, c in enumerate(lower)
+    lower = address_hex40.lower().encode("ascii")
+    digest = keccak256(lower).hex()[:40].encode("ascii")
+    flip = int.from_bytes(digest.translate(_HIGH_NIBBLE), "big") & int.from_bytes(
+        lower.translate(_HEX_LETTER), "big"
     )
+    return "0x" + (int.from_bytes(lower, "big") ^ flip).to_bytes(40, "big").decode("ascii")
 
 
 def parse_address(value: object) -> str:

@@ -40,7 +40,7 @@ from .errors import (
     SignatureMismatch,
     WalletAuthError,
 )
-from .signatures import keccak256, recover_address
+from .signatures import recover_address, to_checksum_address
 
 #: The longest sign-in message ``SiweMessage.parse`` accepts, in characters (8 KiB).
 MAX_MESSAGE_LENGTH = 8192
@@ -90,8 +90,6 @@ _RFC3339_RE = re.compile(
 _FORBIDDEN_CHAR_RE = re.compile(r"[^\n\x20-\x7e]")
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 # EIP-55 in three C-level passes: a letter is upper case where its digest nibble is >= 8.
-_HIGH_NIBBLE = bytes.maketrans(b"0123456789abcdef", b"\0" * 8 + b"\x20" * 8)
-_HEX_LETTER = bytes.maketrans(b"0123456789abcdef", b"\0" * 10 + b"\x20" * 6)
 
 
 class SiweError(InvalidMessage, ValueError):
@@ -146,16 +144,6 @@ def format_rfc3339(timestamp: float) -> str:
         raise ValueError("timestamp must be finite")
     moment = datetime.fromtimestamp(timestamp, timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _eip55(hex40: str) -> str:
-    """EIP-55 form of 40 hex digits (no ``0x``); same result as ``to_checksum_address``."""
-    lower = hex40.lower().encode("ascii")
-    digest = keccak256(lower).hex()[:40].encode("ascii")
-    flip = int.from_bytes(digest.translate(_HIGH_NIBBLE), "big") & int.from_bytes(
-        lower.translate(_HEX_LETTER), "big"
-    )
-    return "0x" + (int.from_bytes(lower, "big") ^ flip).to_bytes(40, "big").decode("ascii")
 
 
 # -- RFC 3986 -------------------------------------------------------------------------------
@@ -268,7 +256,7 @@ class SiweMessage:
         address = _need_str(self.address, "address")
         if _ADDRESS_RE.fullmatch(address) is None:
             raise SiweError("address is not 0x followed by 40 hex digits")
-        if _eip55(address[2:]) != address:
+        if to_checksum_address(address[2:]) != address:
             raise SiweError("address is not in its EIP-55 checksummed form")
         if self.statement is not None:
             if not isinstance(self.statement, str):
@@ -490,12 +478,12 @@ class SiweMessage:
         name (``example.com``, ``localhost:8000``), ``uri`` the exact URI string, ``address`` the
         EIP-55 wallet address; when the message carries a scheme it must be the scheme of ``uri``.
         ``chain_ids=None`` explicitly allows any chain. Times are checked against ``now`` (Unix
-        seconds) with ``skew`` seconds of tolerance: the message is refused once
-        ``now - skew >= Expiration Time``, while ``now + skew < Not Before``, when ``Issued At``
-        is more than ``skew`` in the future, and when its window is empty (``Expiration Time`` not
-        after ``Issued At``, or ``Not Before`` not before ``Expiration Time``). Mismatches raise
-        ``MessageRejected``, time failures ``MessageExpired``; a malformed argument (a programming
-        error, not a client one) raises ``TypeError`` or ``ValueError``.
+        seconds) with ``skew`` seconds of tolerance, as EIP-4361 verification defines them: the
+        message is refused once ``now - skew >= Expiration Time`` and while
+        ``now + skew < Not Before``. Mismatches raise ``MessageRejected``, time failures
+        ``MessageExpired``; a malformed argument (a programming error, not a client one) raises
+        ``TypeError`` or ``ValueError``. A login service should also call ``check_issuance``,
+        which ``WalletAuth`` always does.
         """
         for name, value in (
             ("domain", domain),
@@ -525,23 +513,32 @@ class SiweMessage:
         if chain_ids is not None and self.chain_id not in chain_ids:
             raise MessageRejected("sign-in message chain id is not allowed")
 
+        expires, not_before = self.expiration_time, self.not_before
+        if expires is not None and now - skew >= _epoch(expires, "Expiration Time"):
+            raise MessageExpired("sign-in message has expired (Expiration Time)")
+        if not_before is not None and now + skew < _epoch(not_before, "Not Before"):
+            raise MessageExpired("sign-in message is not yet valid (Not Before)")
+
+    def check_issuance(self, *, now: float, skew: float = 60.0) -> None:
+        """Refuse a message issued more than ``skew`` in the future or with an empty window.
+
+        EIP-4361 verification does not look at ``Issued At`` (the public conformance vectors
+        accept a message verified two years before it was issued), so this is a separate, stricter
+        rule for login services: a wallet signs a message when it is issued, so one dated in the
+        future is forged or made on a broken clock, and one whose ``Expiration Time`` is not after
+        its ``Issued At`` (or whose ``Not Before`` is not before its ``Expiration Time``) was never
+        valid, whatever the skew.
+        """
+        _check_seconds("now", now, allow_negative=True)
+        _check_seconds("skew", skew, allow_negative=False)
         issued_at = _epoch(self.issued_at, "Issued At")
         if issued_at - now > skew:
             raise MessageExpired("sign-in message Issued At is in the future")
-        expires = not_before = None
         if self.expiration_time is not None:
             expires = _epoch(self.expiration_time, "Expiration Time")
-            if now - skew >= expires:
-                raise MessageExpired("sign-in message has expired (Expiration Time)")
-        if self.not_before is not None:
-            not_before = _epoch(self.not_before, "Not Before")
-            if now + skew < not_before:
-                raise MessageExpired("sign-in message is not yet valid (Not Before)")
-        # A window that is empty on its face is refused even where the skew would let it through.
-        if expires is not None:
             if expires <= issued_at:
                 raise MessageExpired("sign-in message Expiration Time is not after its Issued At")
-            if not_before is not None and not_before >= expires:
+            if self.not_before is not None and _epoch(self.not_before, "Not Before") >= expires:
                 raise MessageExpired("sign-in message Not Before is not before its Expiration Time")
 
     def verify(
