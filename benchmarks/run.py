@@ -154,7 +154,7 @@ def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> di
     }
 
 
-def login_candidates(driver: AsgiDriver) -> dict[str, Callable[[], Any]]:
+def login_candidates(driver: AsgiDriver, logins: int) -> dict[str, Callable[[], Any]]:
     account = Account.from_key(KEY)
     auth = WalletAuth(secret_key=SECRET, domain="example.com", uri="https://example.com")
     json_headers = [(b"content-type", b"application/json")]
@@ -180,9 +180,10 @@ def login_candidates(driver: AsgiDriver) -> dict[str, Callable[[], Any]]:
                 ).encode()
             )
 
+    # Signed before timing starts: the wallet's work is not the service's.
+    refill(logins)
+
     def whole_login() -> None:
-        if not pool:
-            refill(200)
         status, _ = driver.call(
             auth, http_scope("POST", "/login_random_secret", json_headers), secret_body
         )
@@ -280,7 +281,9 @@ def main() -> int:
     rows += compare(
         "recovery", recovery_candidates(), "coincurve floor", 2000 // scale, args.rounds
     )
-    rows += compare("login", login_candidates(driver), "coincurve floor", 300 // scale, args.rounds)
+    login_number = 300 // scale
+    logins = login_candidates(driver, login_number * args.rounds + 1)
+    rows += compare("login", logins, "coincurve floor", login_number, args.rounds)
     mw_number = 5000 // scale
     mw = middleware_candidates(driver, mw_number)
     # repeat() already loops internally; time one call of it per round.
