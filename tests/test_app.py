@@ -47,6 +47,18 @@ async def post_login(client: httpx.AsyncClient, **fields: Any) -> httpx.Response
     return await client.post("/login", json=fields)
 
 
+async def signed_login(
+    client: httpx.AsyncClient, secret: str, signer: LocalAccount, address: str
+) -> httpx.Response:
+    """``POST /login`` with ``signer``'s signature over the raw secret, claiming ``address``."""
+    return await post_login(
+        client,
+        login_random_secret=secret,
+        signature=sign_text(signer, secret),
+        wallet_address=address,
+    )
+
+
 # -- secrets --------------------------------------------------------------------------------
 
 
@@ -96,12 +108,7 @@ async def test_lowercase_and_checksummed_address_are_one_identity(
     client: httpx.AsyncClient, wallet: LocalAccount
 ) -> None:
     secret = await get_secret(client, wallet.address.lower())
-    response = await post_login(
-        client,
-        login_random_secret=secret,
-        signature=sign_text(wallet, secret),
-        wallet_address=wallet.address,
-    )
+    response = await signed_login(client, secret, wallet, wallet.address)
     assert response.status_code == 200
     assert response.json()["data"]["wallet_address"] == wallet.address
 
@@ -155,12 +162,7 @@ async def test_secret_expires(
 ) -> None:
     secret = await get_secret(client, wallet.address)
     clock.advance(300)  # the default nonce lifetime
-    response = await post_login(
-        client,
-        login_random_secret=secret,
-        signature=sign_text(wallet, secret),
-        wallet_address=wallet.address,
-    )
+    response = await signed_login(client, secret, wallet, wallet.address)
     assert_error(response, 401, 40102)
 
 
@@ -169,12 +171,7 @@ async def test_secret_is_still_valid_just_before_expiry(
 ) -> None:
     secret = await get_secret(client, wallet.address)
     clock.advance(299)
-    response = await post_login(
-        client,
-        login_random_secret=secret,
-        signature=sign_text(wallet, secret),
-        wallet_address=wallet.address,
-    )
+    response = await signed_login(client, secret, wallet, wallet.address)
     assert response.status_code == 200
 
 
@@ -183,20 +180,10 @@ async def test_secret_is_bound_to_its_address(
 ) -> None:
     secret = await get_secret(client, wallet.address)
     # The other wallet signs the victim's secret correctly with its own key: still refused...
-    response = await post_login(
-        client,
-        login_random_secret=secret,
-        signature=sign_text(other_wallet, secret),
-        wallet_address=other_wallet.address,
-    )
+    response = await signed_login(client, secret, other_wallet, other_wallet.address)
     assert_error(response, 401, 40102)
     # ...and the attempt did not burn the victim's secret.
-    response = await post_login(
-        client,
-        login_random_secret=secret,
-        signature=sign_text(wallet, secret),
-        wallet_address=wallet.address,
-    )
+    response = await signed_login(client, secret, wallet, wallet.address)
     assert response.status_code == 200
 
 
@@ -204,12 +191,7 @@ async def test_an_unknown_secret_is_refused(
     client: httpx.AsyncClient, wallet: LocalAccount
 ) -> None:
     secret = "a" * 40
-    response = await post_login(
-        client,
-        login_random_secret=secret,
-        signature=sign_text(wallet, secret),
-        wallet_address=wallet.address,
-    )
+    response = await signed_login(client, secret, wallet, wallet.address)
     assert_error(response, 401, 40102)
 
 
@@ -249,12 +231,7 @@ async def test_wrong_signer_is_401(
     client: httpx.AsyncClient, wallet: LocalAccount, other_wallet: LocalAccount
 ) -> None:
     secret = await get_secret(client, wallet.address)
-    response = await post_login(
-        client,
-        login_random_secret=secret,
-        signature=sign_text(other_wallet, secret),
-        wallet_address=wallet.address,
-    )
+    response = await signed_login(client, secret, other_wallet, wallet.address)
     assert_error(response, 401, 40101)
 
 
@@ -334,12 +311,7 @@ async def test_concurrent_identical_logins_yield_exactly_one_token(
 async def test_raw_secret_login_can_be_switched_off(clock: FakeClock, wallet: LocalAccount) -> None:
     async with client_for(make_auth(clock, allow_raw_secret=False)) as client:
         secret = await get_secret(client, wallet.address)
-        response = await post_login(
-            client,
-            login_random_secret=secret,
-            signature=sign_text(wallet, secret),
-            wallet_address=wallet.address,
-        )
+        response = await signed_login(client, secret, wallet, wallet.address)
         assert_error(response, 400, 40005)
 
 
@@ -724,12 +696,7 @@ async def test_login_hook_can_refuse_with_403(clock: FakeClock, wallet: LocalAcc
 
     async with client_for(make_auth(clock, on_login=refuse)) as client:
         secret = await get_secret(client, wallet.address)
-        response = await post_login(
-            client,
-            login_random_secret=secret,
-            signature=sign_text(wallet, secret),
-            wallet_address=wallet.address,
-        )
+        response = await signed_login(client, secret, wallet, wallet.address)
         body = assert_error(response, 403, 40301)
         assert body["msg"] == "this wallet is not on the allow list"
 
@@ -773,12 +740,7 @@ async def test_a_broken_login_hook_refuses_instead_of_failing_open(
 
     async with client_for(make_auth(clock, on_login=hook)) as client:
         secret = await get_secret(client, wallet.address)
-        response = await post_login(
-            client,
-            login_random_secret=secret,
-            signature=sign_text(wallet, secret),
-            wallet_address=wallet.address,
-        )
+        response = await signed_login(client, secret, wallet, wallet.address)
         assert_error(response, 403, 40301)
 
 
@@ -849,12 +811,7 @@ async def test_nonce_store_failing_at_login_gives_503_and_no_token(
     async with client_for(make_auth(clock, nonce_store=store)) as client:
         secret = await get_secret(client, wallet.address)
         store.fail = "take"
-        response = await post_login(
-            client,
-            login_random_secret=secret,
-            signature=sign_text(wallet, secret),
-            wallet_address=wallet.address,
-        )
+        response = await signed_login(client, secret, wallet, wallet.address)
         assert_error(response, 503)
 
 
@@ -868,12 +825,7 @@ async def test_unreachable_user_store_gives_503_and_no_token(
 ) -> None:
     async with client_for(make_auth(clock, user_store=BrokenUserStore())) as client:
         secret = await get_secret(client, wallet.address)
-        response = await post_login(
-            client,
-            login_random_secret=secret,
-            signature=sign_text(wallet, secret),
-            wallet_address=wallet.address,
-        )
+        response = await signed_login(client, secret, wallet, wallet.address)
         assert_error(response, 503)
 
 

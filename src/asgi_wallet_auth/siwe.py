@@ -89,7 +89,6 @@ _RFC3339_RE = re.compile(
 # Anything but LF and printable ASCII: no field of the ABNF admits it.
 _FORBIDDEN_CHAR_RE = re.compile(r"[^\n\x20-\x7e]")
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-# EIP-55 in three C-level passes: a letter is upper case where its digest nibble is >= 8.
 
 
 class SiweError(InvalidMessage, ValueError):
