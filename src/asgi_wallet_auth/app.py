@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,11 +18,14 @@ from starlette.types import Receive, Scope, Send
 
 from .envelope import read_json, send_error, send_ok, string_field
 from .errors import (
+    IdentityConflict,
     InvalidRequest,
     LoginRefused,
     MethodNotAllowed,
     NotFound,
+    ReplayRejected,
     SecretRejected,
+    SignedRequestRejected,
     StoreUnavailable,
     TokenMissing,
     UnsupportedLoginMethod,
@@ -33,12 +38,30 @@ from .stores.base import NonceStore
 from .stores.memory import MemoryNonceStore
 from .tokens import RESERVED_CLAIMS, IssuedToken, TokenService
 from .users import MemoryUserStore, UserRecord, UserStore, WalletUser
+from .web3mq import (
+    DEFAULT_DID_VERIFIERS,
+    Avatar,
+    DidVerifier,
+    check_avatar_url,
+    check_nickname,
+    check_signature_content,
+    check_timestamp,
+    check_userid,
+    decode_avatar,
+    encoded_avatar_limit,
+    nonce_content,
+    parse_ed25519_public_key,
+    verify_request_signature,
+)
 
 logger = logging.getLogger("asgi_wallet_auth")
 
 #: An application hook run after the wallet is proven: may raise ``LoginRefused`` (or any
 #: ``WalletAuthError``) to refuse, or return extra claims for the access token.
 LoginHook = Callable[[Request, WalletUser], Awaitable[Mapping[str, Any] | None]]
+#: What a Web3MQ signed request signs, per route: given the scope and the request's parameters
+#: (query or JSON body, including ``userid`` and ``timestamp``), the text that was signed.
+SignedContentHook = Callable[[Scope, Mapping[str, Any]], str]
 
 DAY = 86_400.0
 _SECRET_RE = re.compile(r"[A-Za-z0-9]{8,128}")
@@ -105,6 +128,15 @@ class WalletAuth:
         algorithm: str = "HS256",
         on_login: LoginHook | None = None,
         on_refresh: LoginHook | None = None,
+        replay_store: NonceStore | None = None,
+        web3mq_uris: Collection[str] | None = None,
+        timestamp_window: tuple[float, float] = (300.0, 60.0),
+        did_verifiers: Mapping[str, DidVerifier] | None = None,
+        max_devices: int = 16,
+        max_avatar_size: int = 256 * 1024,
+        max_nickname_length: int = 64,
+        signed_requests: bool = False,
+        signed_content: SignedContentHook | None = None,
     ) -> None:
         key = secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
         if not isinstance(key, bytes) or len(key) < 32:
@@ -154,6 +186,53 @@ class WalletAuth:
                 raise ValueError(f"{name} must implement the {proto.__name__} protocol")
         self.on_login = on_login
         self.on_refresh = on_refresh
+        # Replay markers must never be evicted early: a dropped marker would re-open a replay.
+        self.replay_store: NonceStore = (
+            replay_store if replay_store is not None else MemoryNonceStore(clock=clock, evict=False)
+        )
+        if not isinstance(self.replay_store, NonceStore):
+            raise ValueError("replay_store must implement the NonceStore protocol")
+        uris = (self.uri,) if web3mq_uris is None else tuple(web3mq_uris)
+        if (
+            not uris
+            or any(not isinstance(u, str) or not u for u in uris)
+            or isinstance(web3mq_uris, str)
+        ):
+            raise ValueError(
+                "web3mq_uris must be a non-empty list of URIs, e.g. web3mq_uris=['https://example.com']"
+            )
+        self.web3mq_uris: frozenset[str] = frozenset(uris)
+        if (
+            not isinstance(timestamp_window, tuple)
+            or len(timestamp_window) != 2
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in timestamp_window)
+            or not 0 < timestamp_window[0] <= DAY
+            or not 0 <= timestamp_window[1] <= 3600
+        ):
+            raise ValueError(
+                "timestamp_window must be (seconds back, seconds ahead), e.g. (300.0, 60.0): "
+                "back in (0, 86400], ahead in [0, 3600]"
+            )
+        self.timestamp_window = (float(timestamp_window[0]), float(timestamp_window[1]))
+        self.did_verifiers: Mapping[str, DidVerifier] = dict(
+            DEFAULT_DID_VERIFIERS if did_verifiers is None else did_verifiers
+        )
+        if not self.did_verifiers:
+            raise ValueError("did_verifiers must name at least one did type, e.g. {'eth': ...}")
+        for name, value, low in (
+            ("max_devices", max_devices, 1),
+            ("max_avatar_size", max_avatar_size, 1024),
+            ("max_nickname_length", max_nickname_length, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int of at least {low}; got {value!r}")
+        self.max_devices = max_devices
+        self.max_avatar_size = max_avatar_size
+        self.max_nickname_length = max_nickname_length
+        self.signed_requests = bool(signed_requests)
+        if signed_content is not None and not callable(signed_content):
+            raise ValueError("signed_content must be a callable (scope, params) -> str")
+        self.signed_content = signed_content
         self.tokens = TokenService(
             secret_key=key,
             issuer=issuer or self.uri,
@@ -167,7 +246,9 @@ class WalletAuth:
             "/login_random_secret": ("POST", self._login_random_secret),
             "/login": ("POST", self._login),
             "/refresh": ("GET", self._refresh),
+            "/api/user_login/": ("POST", self._user_login),
         }
+        self._user_login_body_cap = max_body_size + encoded_avatar_limit(max_avatar_size)
 
     # -- credentials -----------------------------------------------------------------------
 
@@ -182,6 +263,62 @@ class WalletAuth:
             userid=userid if isinstance(userid, str) else sub,
             did_type=did_type if isinstance(did_type, str) else "eth",
             claims=claims,
+        )
+
+    async def authenticate_signed_request(
+        self, scope: Scope, params: Mapping[str, Any]
+    ) -> WalletUser:
+        """The ``WalletUser`` of a valid Web3MQ signed request; a ``WalletAuthError`` otherwise.
+
+        ``params`` holds ``userid``, ``timestamp`` (ms) and ``web3mq_user_signature`` (standard
+        base64 of an ed25519 signature by one of the user's registered device keys) plus the
+        request's other parameters, which a ``signed_content`` hook may fold into the content.
+        """
+        userid = params.get("userid")
+        if not isinstance(userid, str):
+            raise SignedRequestRejected()
+        checked_userid = _signed_userid(userid)
+        raw_ts = params.get("timestamp")
+        if isinstance(raw_ts, str) and raw_ts.isdigit() and len(raw_ts) <= 16:
+            raw_ts = int(raw_ts)
+        back, ahead = self.timestamp_window
+        now = self.clock()
+        try:
+            timestamp = check_timestamp(raw_ts, now=now, back=back, ahead=ahead)
+        except InvalidRequest:
+            raise SignedRequestRejected() from None
+        if self.signed_content is None:
+            content = f"{checked_userid}{timestamp}"
+        else:
+            try:
+                content = self.signed_content(scope, params)
+            except Exception:
+                logger.exception("signed_content hook raised; refusing the request")
+                raise SignedRequestRejected() from None
+            if not isinstance(content, str):
+                raise SignedRequestRejected()
+        signature = params.get("web3mq_user_signature")
+        record = await self._store(self.user_store.get(userid))
+        if record is None or not verify_request_signature(
+            record.device_keys, content.encode("utf-8"), signature
+        ):
+            raise SignedRequestRejected()
+        assert isinstance(signature, str)
+        marker = "web3mq-request:" + hashlib.sha256(signature.encode("ascii")).hexdigest()
+        if not await self._store(
+            self.replay_store.put(marker, "1", timestamp / 1000 + back - now + 1)
+        ):
+            raise ReplayRejected()
+        claims = {
+            "sub": record.address,
+            "userid": record.userid,
+            "did_type": record.did_type,
+            "did_value": record.address,
+            "auth_method": "web3mq_signature",
+            "timestamp": timestamp,
+        }
+        return WalletUser(
+            address=record.address, userid=record.userid, did_type=record.did_type, claims=claims
         )
 
     # -- ASGI ------------------------------------------------------------------------------
@@ -283,17 +420,121 @@ class WalletAuth:
         if record is None:
             record = UserRecord(address, address, "eth", stamp, stamp)
         else:
-            record = UserRecord(record.userid, address, record.did_type, record.first_login, stamp)
+            record = replace(record, last_login=stamp)
+        issued = await self._finish_login(scope, record, now)
         await self._store(self.user_store.save(record))
-
-        base = {"userid": record.userid, "did_type": record.did_type, "did_value": address}
-        user = WalletUser(
-            address=address, userid=record.userid, did_type=record.did_type, claims=base
-        )
-        extra = await self._run_hook(self.on_login, scope, user)
-        issued = self.tokens.issue(subject=address, auth_time=int(now), extra={**extra, **base})
         logger.info("login ok: %s", address)
         await send_ok(send, self._token_data(issued))
+
+    async def _finish_login(self, scope: Scope, record: UserRecord, now: float) -> IssuedToken:
+        # The hook runs before the user is stored: a refused login leaves no user behind.
+        base = {"userid": record.userid, "did_type": record.did_type, "did_value": record.address}
+        user = WalletUser(
+            address=record.address, userid=record.userid, did_type=record.did_type, claims=base
+        )
+        extra = await self._run_hook(self.on_login, scope, user)
+        return self.tokens.issue(
+            subject=record.address, auth_time=int(now), extra={**extra, **base}
+        )
+
+    async def _user_login(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_json(scope, receive, self._user_login_body_cap)
+        # Grammar of every field first: each refusal here costs microseconds.
+        userid = check_userid(body.get("userid"))
+        did_type = string_field(body, "did_type", max_length=32)
+        verifier = self.did_verifiers.get(did_type or "")
+        if verifier is None:
+            raise InvalidRequest(
+                "unsupported did_type; supported: " + ", ".join(sorted(self.did_verifiers))
+            )
+        did_value = string_field(body, "did_value", max_length=128)
+        assert did_value is not None
+        address = verifier.normalize(did_value)
+        if body.get("pubkey_type") != "ed25519":
+            raise InvalidRequest("unsupported pubkey_type; supported: ed25519")
+        pubkey_value = body.get("pubkey_value")
+        parse_ed25519_public_key(pubkey_value)
+        assert isinstance(pubkey_value, str)
+        did_signature = body.get("did_signature")
+        content = string_field(body, "signature_content", max_length=MAX_MESSAGE_LENGTH)
+        assert content is not None
+        nickname = check_nickname(body.get("nickname"), max_length=self.max_nickname_length)
+        avatar_url = check_avatar_url(body.get("avatar_url"), max_length=2048)
+        avatar = decode_avatar(body.get("avatar_base64"), max_bytes=self.max_avatar_size)
+        now = self.clock()
+        back, ahead = self.timestamp_window
+        timestamp = check_timestamp(body.get("timestamp"), now=now, back=back, ahead=ahead)
+
+        nonce = nonce_content(userid, "ed25519", pubkey_value, did_type or "", did_value, timestamp)
+        check_signature_content(content, nonce=nonce, did_value=did_value, uris=self.web3mq_uris)
+        verifier.verify(content.encode("utf-8"), did_signature, address)
+
+        # Identity checks before anything is written: a refusal changes nothing.
+        existing = await self._store(self.user_store.get(userid))
+        if existing is not None and existing.address != address:
+            raise IdentityConflict()
+        by_wallet = existing or await self._store(self.user_store.get_by_address(address))
+        if by_wallet is not None and by_wallet.userid not in (userid, address):
+            raise IdentityConflict("this wallet is registered under another userid")
+        # Single use: the NonceContent is remembered until its timestamp window closes.
+        ttl = timestamp / 1000 + back - now + 1
+        if not await self._store(self.replay_store.put(f"web3mq:{nonce}", "1", ttl)):
+            raise ReplayRejected()
+
+        record = self._web3mq_record(
+            by_wallet,
+            userid,
+            did_type or "",
+            address,
+            pubkey_value,
+            now,
+            nickname,
+            avatar_url,
+            avatar,
+        )
+        issued = await self._finish_login(scope, record, now)
+        if existing is None:
+            if not await self._store(self.user_store.create(record)):
+                raise IdentityConflict()  # another wallet bound this userid a moment ago
+        else:
+            await self._store(self.user_store.save(record))
+        logger.info("web3mq login ok: %s", address)
+        data = self._token_data(issued)
+        data.update(pubkey_type="ed25519", pubkey_value=pubkey_value)
+        await send_ok(send, data)
+
+    def _web3mq_record(
+        self,
+        previous: UserRecord | None,
+        userid: str,
+        did_type: str,
+        address: str,
+        pubkey: str,
+        now: float,
+        nickname: str | None,
+        avatar_url: str | None,
+        avatar: Avatar | None,
+    ) -> UserRecord:
+        keys = [] if previous is None else [k for k in previous.device_keys if k != pubkey]
+        keys = [*keys, pubkey][-self.max_devices :]
+        if previous is None:
+            previous = UserRecord(userid, address, did_type, now, now)
+        # Profile fields are not covered by the wallet signature, so an unsigned value may fill
+        # an empty field but never overwrite one the user already has.
+        keep_avatar = previous.avatar is not None or avatar is None
+        return replace(
+            previous,
+            userid=userid,
+            did_type=did_type,
+            last_login=now,
+            device_keys=tuple(keys),
+            nickname=previous.nickname if previous.nickname is not None else nickname,
+            avatar_url=previous.avatar_url if previous.avatar_url is not None else avatar_url,
+            avatar=previous.avatar if keep_avatar or avatar is None else avatar.data,
+            avatar_type=previous.avatar_type
+            if keep_avatar or avatar is None
+            else avatar.media_type,
+        )
 
     async def _refresh(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = bearer_token(scope)
@@ -368,10 +609,17 @@ class WalletAuth:
 _RECOMPUTED_CLAIMS = frozenset({"iat", "exp", "jti", "nbf", "access_expired_at", "iss", "aud"})
 
 
+def _signed_userid(userid: str) -> str:
+    try:
+        return check_userid(userid)
+    except WalletAuthError:
+        raise SignedRequestRejected() from None
+
+
 def _login_key(address: str, secret: str) -> str:
     # Keyed by address and secret together: a secret is redeemable only by the wallet it was
     # issued to, and a login for another address finds nothing and burns nothing.
     return f"login:{address}:{secret}"
 
 
-__all__ = ["LoginHook", "WalletAuth"]
+__all__ = ["LoginHook", "SignedContentHook", "WalletAuth"]

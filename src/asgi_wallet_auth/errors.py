@@ -85,6 +85,24 @@ class MessageExpired(AuthenticationFailed):
     code, msg = 40104, "sign-in message is expired or not yet valid"
 
 
+class ReplayRejected(AuthenticationFailed):
+    """A signed login or signed request that was already used."""
+
+    code, msg = 40105, "this signature was already used"
+
+
+class TimestampRejected(AuthenticationFailed):
+    """A signed timestamp outside the accepted window around the server's clock."""
+
+    code, msg = 40106, "timestamp is outside the accepted window"
+
+
+class SignedRequestRejected(AuthenticationFailed):
+    """A Web3MQ signed request whose user, key or signature does not check out."""
+
+    code, msg = 40107, "request signature is invalid"
+
+
 class TokenInvalid(AuthenticationFailed):
     """A bearer token that is missing where required, malformed, forged, expired or revoked."""
 
@@ -177,10 +195,13 @@ __all__ = [
     "MethodNotAllowed",
     "NotFound",
     "RateLimited",
+    "ReplayRejected",
     "SecretRejected",
     "SessionExpired",
     "SignatureMismatch",
+    "SignedRequestRejected",
     "StoreUnavailable",
+    "TimestampRejected",
     "TokenInvalid",
     "TokenMissing",
     "UnsupportedLoginMethod",

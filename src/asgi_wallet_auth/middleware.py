@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from starlette.authentication import AuthCredentials, UnauthenticatedUser
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .envelope import header, send_error
-from .errors import InvalidRequest, TokenInvalid, WalletAuthError
+from .envelope import header, parse_json_object, send_error
+from .errors import InvalidRequest, SignedRequestRejected, TokenInvalid, WalletAuthError
 from .tokens import MAX_TOKEN_LENGTH
 
 if TYPE_CHECKING:
@@ -62,6 +62,75 @@ def query_token(scope: Scope) -> str | None:
     return token
 
 
+_SIGNATURE_PARAM = "web3mq_user_signature"
+_SIGNATURE_HEADERS = {
+    b"web3mq-userid": "userid",
+    b"web3mq-timestamp": "timestamp",
+    b"web3mq-user-signature": _SIGNATURE_PARAM,
+}
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _signed_params_from_headers(scope: Scope) -> dict[str, Any] | None:
+    found: dict[str, Any] = {}
+    for key, value in scope["headers"]:
+        name = _SIGNATURE_HEADERS.get(key.lower())
+        if name is not None:
+            if name in found:
+                raise SignedRequestRejected()
+            found[name] = value.decode("latin-1")
+    if not found:
+        return None
+    if len(found) != len(_SIGNATURE_HEADERS):
+        raise SignedRequestRejected()
+    return found
+
+
+def _signed_params_from_query(scope: Scope) -> dict[str, Any] | None:
+    raw: bytes = scope.get("query_string", b"")
+    if _SIGNATURE_PARAM.encode() not in raw:
+        return None
+    params: dict[str, Any] = {}
+    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if key in params:
+            raise SignedRequestRejected()  # which of two values was signed is ambiguous
+        params[key] = value
+    return params if _SIGNATURE_PARAM in params else None
+
+
+async def _signed_params_from_body(
+    scope: Scope, receive: Receive, limit: int
+) -> tuple[dict[str, Any] | None, Receive]:
+    """Buffer a JSON body (up to ``limit``) to read its fields; the app still gets every byte."""
+    if scope["type"] != "http" or scope.get("method") not in _BODY_METHODS:
+        return None, receive
+    content_type = header(scope, b"content-type") or b""
+    if content_type.split(b";")[0].strip().lower() != b"application/json":
+        return None, receive
+    messages: list[Message] = []
+    size = 0
+    complete = False
+    while not complete and size <= limit:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        complete = not message.get("more_body", False)
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    if not complete or size > limit:
+        return None, replay  # too large to inspect: the app sees it untouched, unauthenticated
+    try:
+        body = parse_json_object(b"".join(m.get("body", b"") for m in messages))
+    except WalletAuthError:
+        return None, replay
+    return (body if _SIGNATURE_PARAM in body else None), replay
+
+
 class WalletAuthMiddleware:
     """Validate the access token on every http and websocket request and set ``scope["user"]``.
 
@@ -70,6 +139,11 @@ class WalletAuthMiddleware:
     Starlette's ``@requires("authenticated")`` work. A present but invalid, expired or forged token:
     a 401 envelope with ``WWW-Authenticate: Bearer error="invalid_token"`` (websockets are closed
     with 1008) and the app is never called. Lifespan and other scopes pass through untouched.
+
+    With ``WalletAuth(signed_requests=True)`` a request without a bearer token may instead carry
+    a Web3MQ request signature (``userid``, ``timestamp``, ``web3mq_user_signature``) in the
+    ``web3mq-*`` headers, the query string or a JSON body (buffered up to ``max_body_size`` and
+    replayed to the app unchanged); a bad one is a 401 like a bad token.
     """
 
     def __init__(self, app: ASGIApp, *, auth: WalletAuth) -> None:
@@ -83,15 +157,7 @@ class WalletAuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            token = bearer_token(scope)
-            if token is None and kind == "websocket":
-                token = query_token(scope)
-            if token is None:
-                scope["user"] = UnauthenticatedUser()
-                scope["auth"] = AuthCredentials()
-            else:
-                scope["user"] = self.auth.authenticate_token(token)
-                scope["auth"] = AuthCredentials(["authenticated"])
+            scope["user"], scope["auth"], receive = await self._authenticate(scope, receive)
         except WalletAuthError as error:
             if kind == "websocket":
                 await send({"type": "websocket.close", "code": _WS_POLICY_VIOLATION})
@@ -99,6 +165,25 @@ class WalletAuthMiddleware:
                 await send_error(send, error)
             return
         await self.app(scope, receive, send)
+
+    async def _authenticate(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[BaseUser, AuthCredentials, Receive]:
+        token = bearer_token(scope)
+        if token is None and scope["type"] == "websocket":
+            token = query_token(scope)
+        if token is not None:
+            return self.auth.authenticate_token(token), AuthCredentials(["authenticated"]), receive
+        if self.auth.signed_requests:
+            params = _signed_params_from_headers(scope) or _signed_params_from_query(scope)
+            if params is None:
+                params, receive = await _signed_params_from_body(
+                    scope, receive, self.auth.max_body_size
+                )
+            if params is not None:
+                user = await self.auth.authenticate_signed_request(scope, params)
+                return user, AuthCredentials(["authenticated"]), receive
+        return UnauthenticatedUser(), AuthCredentials(), receive
 
 
 __all__ = ["WalletAuthMiddleware", "bearer_token", "query_token"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from starlette.authentication import BaseUser
@@ -43,6 +43,9 @@ class UserRecord:
     """What the user store keeps about a wallet.
 
     ``first_login`` and ``last_login`` are Unix times in seconds taken from the service clock.
+    ``device_keys`` are the ed25519 public keys (64 lowercase hex) registered through Web3MQ's
+    user login, oldest first. The profile fields come from that route too; ``avatar`` holds the
+    decoded image and ``avatar_type`` its sniffed media type.
     """
 
     userid: str
@@ -50,6 +53,11 @@ class UserRecord:
     did_type: str
     first_login: float
     last_login: float
+    device_keys: tuple[str, ...] = ()
+    nickname: str | None = None
+    avatar_url: str | None = None
+    avatar: bytes | None = field(default=None, repr=False)
+    avatar_type: str | None = None
 
 
 @runtime_checkable
@@ -69,7 +77,19 @@ class UserStore(Protocol):
         ...
 
     async def save(self, record: UserRecord) -> None:
-        """Insert or replace the record with ``record.userid``."""
+        """Make ``record`` the one record of its userid and of its address (an upsert).
+
+        A stored record of the same address under another userid is removed: a wallet has one
+        userid. The earliest ``first_login`` of the userid is kept.
+        """
+        ...
+
+    async def create(self, record: UserRecord) -> bool:
+        """``save`` only if no record has ``record.userid`` yet; else False and no change.
+
+        This is how a userid is bound to its first wallet; it must be atomic, so that of two
+        wallets racing for one new userid exactly one wins.
+        """
         ...
 
 
@@ -91,10 +111,30 @@ class MemoryUserStore:
         return record if record is not None and record.address == address else None
 
     async def save(self, record: UserRecord) -> None:
-        """Insert or replace the record with ``record.userid``."""
+        """Make ``record`` the one record of its userid and of its address (an upsert)."""
+        self._put(record)
+
+    async def create(self, record: UserRecord) -> bool:
+        """Save ``record`` only if its userid is free; False and no change otherwise."""
+        if record.userid in self._by_userid:
+            return False
+        self._put(record)
+        return True
+
+    def _put(self, record: UserRecord) -> None:
+        # No await in here: each call is atomic on the event loop.
         previous = self._by_userid.get(record.userid)
-        if previous is not None and previous.address != record.address:
-            self._userid_by_address.pop(previous.address, None)
+        if previous is not None:
+            if previous.address != record.address:
+                self._userid_by_address.pop(previous.address, None)
+            record = replace(
+                record,
+                first_login=min(previous.first_login, record.first_login),
+                last_login=max(previous.last_login, record.last_login),
+            )
+        other = self._userid_by_address.get(record.address)
+        if other is not None and other != record.userid:
+            del self._by_userid[other]
         self._by_userid[record.userid] = record
         self._userid_by_address[record.address] = record.userid
 

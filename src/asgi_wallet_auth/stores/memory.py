@@ -12,6 +12,10 @@ def _expires_at(_key: str, value: tuple[str, float], _now: float) -> float:
     return value[1]
 
 
+class StoreFull(RuntimeError):
+    """A non-evicting store has no room: the request is refused with 503, nothing is dropped."""
+
+
 class MemoryNonceStore:
     """Single-use values in a bounded ``cachetools.TLRUCache`` (a TTL cache with per-key lifetimes).
 
@@ -21,16 +25,24 @@ class MemoryNonceStore:
     whose absence means "refuse" (login secrets); it does not suit markers whose presence means
     "refuse" (replay markers, revoked token ids), which must not be dropped early.
 
+    With ``evict=False`` the store never drops a live entry: when it is full, ``put`` raises
+    ``StoreFull`` (a 503 to the client) instead. Use that for replay markers.
+
     Operations never await between reading and writing the cache, which makes them atomic on the
     event loop. Not shared between processes: with several workers use ``RedisNonceStore``.
     """
 
     def __init__(
-        self, *, maxsize: int = 100_000, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        maxsize: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+        evict: bool = True,
     ) -> None:
         if maxsize < 1:
             raise ValueError("MemoryNonceStore maxsize must be at least 1; pass maxsize=100_000")
         self._clock = clock
+        self._evict = evict
         self._cache: TLRUCache[str, tuple[str, float]] = TLRUCache(
             maxsize=maxsize, ttu=_expires_at, timer=clock
         )
@@ -47,6 +59,10 @@ class MemoryNonceStore:
         cache = self._cache
         if key in cache:  # `in` honours expiry, so an expired key may be reused
             return False
+        if not self._evict and len(cache) >= cache.maxsize:
+            cache.expire()
+            if len(cache) >= cache.maxsize:
+                raise StoreFull("nonce store is full and may not evict")
         cache[key] = (value, self._clock() + ttl)
         return True
 
@@ -60,4 +76,4 @@ class MemoryNonceStore:
         return len(self._cache)
 
 
-__all__ = ["MemoryNonceStore"]
+__all__ = ["MemoryNonceStore", "StoreFull"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -19,18 +21,76 @@ CREATE TABLE IF NOT EXISTS wallet_users (
     address     TEXT NOT NULL UNIQUE,
     did_type    TEXT NOT NULL,
     first_login REAL NOT NULL,
-    last_login  REAL NOT NULL
+    last_login  REAL NOT NULL,
+    device_keys TEXT NOT NULL DEFAULT '[]',
+    nickname    TEXT,
+    avatar_url  TEXT,
+    avatar      BLOB,
+    avatar_type TEXT
 )
 """
-_COLUMNS = "userid, address, did_type, first_login, last_login"
+# Columns added after the first schema; an older database gains them on open.
+_ADDED_COLUMNS = {
+    "device_keys": "TEXT NOT NULL DEFAULT '[]'",
+    "nickname": "TEXT",
+    "avatar_url": "TEXT",
+    "avatar": "BLOB",
+    "avatar_type": "TEXT",
+}
+_COLUMNS = (
+    "userid, address, did_type, first_login, last_login, device_keys, nickname, avatar_url, "
+    "avatar, avatar_type"
+)
+_UPSERT = (
+    f"INSERT INTO wallet_users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
+    "ON CONFLICT(userid) DO UPDATE SET "
+    "address = excluded.address, did_type = excluded.did_type, "
+    "first_login = MIN(first_login, excluded.first_login), "
+    "last_login = MAX(last_login, excluded.last_login), "
+    "device_keys = excluded.device_keys, nickname = excluded.nickname, "
+    "avatar_url = excluded.avatar_url, avatar = excluded.avatar, "
+    "avatar_type = excluded.avatar_type"
+)
+
+
+def _row(record: UserRecord) -> tuple[Any, ...]:
+    return (
+        record.userid,
+        record.address,
+        record.did_type,
+        record.first_login,
+        record.last_login,
+        json.dumps(list(record.device_keys)),
+        record.nickname,
+        record.avatar_url,
+        record.avatar,
+        record.avatar_type,
+    )
+
+
+def _record(row: tuple[Any, ...]) -> UserRecord:
+    userid, address, did_type, first, last, keys, nickname, avatar_url, avatar, avatar_type = row
+    return UserRecord(
+        userid,
+        address,
+        did_type,
+        float(first),
+        float(last),
+        tuple(json.loads(keys)),
+        nickname,
+        avatar_url,
+        None if avatar is None else bytes(avatar),
+        avatar_type,
+    )
 
 
 class SQLiteUserStore:
     """Users in a SQLite file (or ``":memory:"``).
 
     All database work runs on one dedicated thread that owns the connection, so the event loop never
-    blocks on disk and SQLite never sees two threads on one connection. Saving keeps the earliest
-    ``first_login`` for a userid, so two racing first logins cannot rewrite history.
+    blocks on disk and SQLite never sees two threads on one connection. Writes run in immediate
+    transactions, so ``create`` stays atomic even with several processes on one file. Saving keeps
+    the earliest ``first_login`` of a userid, so two racing first logins cannot rewrite history.
     """
 
     def __init__(self, path: str | os.PathLike[str] = "asgi-wallet-auth.db") -> None:
@@ -50,56 +110,74 @@ class SQLiteUserStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self._path, isolation_level=None)
-            conn.execute(
-                "PRAGMA journal_mode=WAL" if self._path != ":memory:" else "PRAGMA foreign_keys=ON"
-            )
+            if self._path != ":memory:":
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.execute(_SCHEMA)
+            present = {row[1] for row in conn.execute("PRAGMA table_info(wallet_users)")}
+            for column, declaration in _ADDED_COLUMNS.items():
+                if column not in present:
+                    conn.execute(f"ALTER TABLE wallet_users ADD COLUMN {column} {declaration}")
             self._local.conn = conn
         return conn
 
-    async def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    async def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._closed:
             raise RuntimeError("SQLiteUserStore is closed")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: work(self._connection())
+        )
 
-        def work() -> list[tuple[Any, ...]]:
-            return self._connection().execute(sql, params).fetchall()
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
-
-    @staticmethod
-    def _record(rows: list[tuple[Any, ...]]) -> UserRecord | None:
-        if not rows:
-            return None
-        userid, address, did_type, first_login, last_login = rows[0]
-        return UserRecord(userid, address, did_type, float(first_login), float(last_login))
+    async def _select(self, where: str, value: str) -> UserRecord | None:
+        sql = f"SELECT {_COLUMNS} FROM wallet_users WHERE {where} = ?"  # noqa: S608
+        rows = await self._call(lambda conn: conn.execute(sql, (value,)).fetchall())
+        return _record(rows[0]) if rows else None
 
     async def get(self, userid: str) -> UserRecord | None:
         """The record with this userid, or None."""
-        return self._record(
-            await self._run(f"SELECT {_COLUMNS} FROM wallet_users WHERE userid = ?", (userid,))  # noqa: S608
-        )
+        return await self._select("userid", userid)
 
     async def get_by_address(self, address: str) -> UserRecord | None:
         """The record of this EIP-55 address, or None."""
-        return self._record(
-            await self._run(f"SELECT {_COLUMNS} FROM wallet_users WHERE address = ?", (address,))  # noqa: S608
-        )
+        return await self._select("address", address)
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, record: UserRecord, *, only_new: bool) -> bool:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if (
+                only_new
+                and conn.execute(
+                    "SELECT 1 FROM wallet_users WHERE userid = ?", (record.userid,)
+                ).fetchone()
+            ):
+                conn.execute("ROLLBACK")
+                return False
+            # A wallet has one userid: its record under another userid gives way.
+            conn.execute(
+                "DELETE FROM wallet_users WHERE address = ? AND userid <> ?",
+                (record.address, record.userid),
+            )
+            conn.execute(_UPSERT, _row(record))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return True
 
     async def save(self, record: UserRecord) -> None:
-        """Insert or replace the record with ``record.userid``, keeping the earliest first login."""
-        await self._run(
-            "INSERT INTO wallet_users (userid, address, did_type, first_login, last_login) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(userid) DO UPDATE SET "
-            "address = excluded.address, did_type = excluded.did_type, "
-            "first_login = MIN(first_login, excluded.first_login), "
-            "last_login = MAX(last_login, excluded.last_login)",
-            (record.userid, record.address, record.did_type, record.first_login, record.last_login),
-        )
+        """Make ``record`` the one record of its userid and of its address (an upsert)."""
+        await self._call(lambda conn: self._write(conn, record, only_new=False))
+
+    async def create(self, record: UserRecord) -> bool:
+        """Save ``record`` only if its userid is free; False and no change otherwise."""
+        return await self._call(lambda conn: self._write(conn, record, only_new=True))
 
     async def count(self) -> int:
         """How many users are stored."""
-        rows = await self._run("SELECT COUNT(*) FROM wallet_users", ())
+        rows = await self._call(
+            lambda conn: conn.execute("SELECT COUNT(*) FROM wallet_users").fetchall()
+        )
         return int(rows[0][0])
 
     def close(self) -> None:
