@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -10,6 +11,8 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
+
+from tests.redis_server import RedisServer
 
 # Fixed private keys: the suite is deterministic and never depends on a random wallet.
 WALLET_KEY = "0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
@@ -72,3 +75,14 @@ def sign_text(account: LocalAccount, text: str) -> str:
 def client_for(app: object, base_url: str = "http://testserver") -> httpx.AsyncClient:
     """An httpx client calling the ASGI app in process."""
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session (tests isolate themselves by key prefix)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from asgi_wallet_auth.stores.base import NonceStore
 from asgi_wallet_auth.stores.memory import MemoryNonceStore
+from asgi_wallet_auth.stores.redis import RedisNonceStore
 from asgi_wallet_auth.stores.sqlite import SQLiteUserStore
 from asgi_wallet_auth.users import MemoryUserStore, UserRecord, UserStore
 from tests.conftest import T0, FakeClock
@@ -36,17 +39,42 @@ class NonceBackend:
     advance: Callable[[float], None]
 
 
-def _memory_backend(clock: FakeClock) -> NonceBackend:
+def _memory_backend(request: pytest.FixtureRequest, clock: FakeClock) -> NonceBackend:
     return NonceBackend(MemoryNonceStore(clock=clock), clock.advance)
 
 
-# Add a backend here (for example "redis") and the whole contract suite runs against it.
-_NONCE_BACKENDS: dict[str, Callable[[FakeClock], NonceBackend]] = {"memory": _memory_backend}
+def _redis_backend(request: pytest.FixtureRequest, clock: FakeClock) -> NonceBackend:
+    server = request.getfixturevalue("redis_server")
+    prefix = f"test:{uuid.uuid4().hex}:"
+    admin = redis.Redis.from_url(server.url)
+    request.addfinalizer(admin.close)
+
+    def advance(seconds: float) -> None:
+        # Time cannot be moved on a real server, so shorten every key's remaining life instead:
+        # the server then sees exactly what it would after ``seconds`` had passed.
+        for key in admin.scan_iter(match=prefix + "*"):
+            remaining = admin.pttl(key)
+            if remaining <= seconds * 1000:
+                admin.delete(key)
+            else:
+                admin.pexpire(key, int(remaining - seconds * 1000))
+
+    return NonceBackend(RedisNonceStore(server.url, prefix=prefix), advance)
+
+
+# Add a backend here and the whole contract suite runs against it.
+_NONCE_BACKENDS: dict[str, Callable[[pytest.FixtureRequest, FakeClock], NonceBackend]] = {
+    "memory": _memory_backend,
+    "redis": _redis_backend,
+}
 
 
 @pytest.fixture(params=sorted(_NONCE_BACKENDS))
-def nonces(request: pytest.FixtureRequest, clock: FakeClock) -> NonceBackend:
-    return _NONCE_BACKENDS[request.param](clock)
+async def nonces(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[NonceBackend]:
+    backend = _NONCE_BACKENDS[request.param](request, clock)
+    yield backend
+    if isinstance(backend.store, RedisNonceStore):
+        await backend.store.aclose()
 
 
 def test_nonce_backend_satisfies_the_protocol(nonces: NonceBackend) -> None:

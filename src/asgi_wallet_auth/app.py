@@ -27,6 +27,7 @@ from .errors import (
     SecretRejected,
     SignedRequestRejected,
     StoreUnavailable,
+    TokenInvalid,
     TokenMissing,
     UnsupportedLoginMethod,
     WalletAuthError,
@@ -137,6 +138,7 @@ class WalletAuth:
         max_nickname_length: int = 64,
         signed_requests: bool = False,
         signed_content: SignedContentHook | None = None,
+        revocation: bool = False,
     ) -> None:
         key = secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
         if not isinstance(key, bytes) or len(key) < 32:
@@ -187,9 +189,14 @@ class WalletAuth:
         self.on_login = on_login
         self.on_refresh = on_refresh
         # Replay markers must never be evicted early: a dropped marker would re-open a replay.
-        self.replay_store: NonceStore = (
-            replay_store if replay_store is not None else MemoryNonceStore(clock=clock, evict=False)
-        )
+        if replay_store is None:
+            # A shared nonce store (Redis) serves replay markers too; an evicting memory store
+            # must not, so it gets a non-evicting sibling.
+            evicting = isinstance(self.nonce_store, MemoryNonceStore) and self.nonce_store.evicts
+            replay_store = (
+                MemoryNonceStore(clock=clock, evict=False) if evicting else self.nonce_store
+            )
+        self.replay_store: NonceStore = replay_store
         if not isinstance(self.replay_store, NonceStore):
             raise ValueError("replay_store must implement the NonceStore protocol")
         uris = (self.uri,) if web3mq_uris is None else tuple(web3mq_uris)
@@ -233,6 +240,7 @@ class WalletAuth:
         if signed_content is not None and not callable(signed_content):
             raise ValueError("signed_content must be a callable (scope, params) -> str")
         self.signed_content = signed_content
+        self.revocation = bool(revocation)
         self.tokens = TokenService(
             secret_key=key,
             issuer=issuer or self.uri,
@@ -248,12 +256,42 @@ class WalletAuth:
             "/refresh": ("GET", self._refresh),
             "/api/user_login/": ("POST", self._user_login),
         }
+        if self.revocation:
+            self._routes["/logout"] = ("POST", self._logout)
         self._user_login_body_cap = max_body_size + encoded_avatar_limit(max_avatar_size)
 
     # -- credentials -----------------------------------------------------------------------
 
+    async def authenticate_bearer(self, token: str) -> WalletUser:
+        """``authenticate_token`` plus, where revocation is enabled, the revocation check.
+
+        The check reads the replay store once per request (a dictionary lookup in memory, one
+        ``EXISTS`` round trip on Redis); a store that cannot answer makes the request a 503.
+        """
+        user = self.authenticate_token(token)
+        if self.revocation and await self._store(
+            self.replay_store.exists(_revoked_key(user.claims["jti"]))
+        ):
+            raise TokenInvalid()
+        return user
+
+    async def revoke(self, claims: Mapping[str, Any]) -> bool:
+        """Revoke the token with these verified claims until it expires.
+
+        One atomic ``put``: True if this call revoked it, False if it already was revoked (so of
+        two concurrent refreshes of one token, exactly one succeeds).
+        """
+        ttl = float(claims["exp"]) - self.clock()
+        if ttl <= 0:
+            return False  # expired already: nothing left to revoke
+        return bool(await self._store(self.replay_store.put(_revoked_key(claims["jti"]), "1", ttl)))
+
     def authenticate_token(self, token: str) -> WalletUser:
-        """The ``WalletUser`` of a valid access token; raises ``TokenInvalid`` otherwise."""
+        """The ``WalletUser`` of a valid access token (signature and claims; no store access).
+
+        Raises ``TokenInvalid`` otherwise. It does not consult revocations: the middleware and
+        the routes use ``authenticate_bearer``, which does where revocation is enabled.
+        """
         claims = self.tokens.verify(token)
         sub = claims["sub"]
         userid = claims.get("userid")
@@ -540,15 +578,27 @@ class WalletAuth:
         token = bearer_token(scope)
         if token is None:
             raise TokenMissing()
-        user = self.authenticate_token(token)
+        user = await self.authenticate_bearer(token)
         carried = {k: v for k, v in user.claims.items() if k not in _RECOMPUTED_CLAIMS}
         extra = await self._run_hook(self.on_refresh, scope, user)
+        # The old token is revoked before the new one exists: a refresh is single use.
+        if self.revocation and not await self.revoke(user.claims):
+            raise TokenInvalid()
         issued = self.tokens.issue(
             subject=user.address,
             auth_time=int(user.claims["auth_time"]),
             extra={**carried, **extra},
         )
         await send_ok(send, self._token_data(issued))
+
+    async def _logout(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = bearer_token(scope)
+        if token is None:
+            raise TokenMissing()
+        user = await self.authenticate_bearer(token)
+        await self.revoke(user.claims)
+        logger.info("logout: %s", user.address)
+        await send_ok(send, None)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -614,6 +664,10 @@ def _signed_userid(userid: str) -> str:
         return check_userid(userid)
     except WalletAuthError:
         raise SignedRequestRejected() from None
+
+
+def _revoked_key(jti: str) -> str:
+    return f"revoked:{jti}"
 
 
 def _login_key(address: str, secret: str) -> str:

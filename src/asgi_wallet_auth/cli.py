@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="asgi-wallet-auth.db",
         help="SQLite user database (default ./asgi-wallet-auth.db)",
     )
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default 1; more need --redis-url)"
+    )
+    serve.add_argument(
+        "--redis-url",
+        default=os.environ.get("WALLET_AUTH_REDIS_URL"),
+        help="keep nonces, replay markers and revocations in Redis (redis://host:6379/0); "
+        "default $WALLET_AUTH_REDIS_URL, else in memory",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
@@ -49,29 +59,60 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from . import service
     from .app import WalletAuth
-    from .service import create_service_app, load_or_create_secret
-    from .stores.sqlite import SQLiteUserStore
 
-    db = Path(args.db)
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and not args.redis_url:
+        print(
+            "--workers > 1 needs --redis-url: in-memory nonces live in one process, so a secret "
+            "issued by one worker could not be redeemed on another",
+            file=sys.stderr,
+        )
+        return 2
+    if args.redis_url:
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            print("--redis-url needs redis: pip install 'asgi-wallet-auth[redis]'", file=sys.stderr)
+            return 2
+    db = Path(args.db).resolve()
     authority = _authority(args.host, args.port)
     domain = args.domain or authority
     uri = args.uri or f"http://{domain}"
-    try:
-        auth = WalletAuth(
-            secret_key=load_or_create_secret(db.resolve().parent),
-            domain=domain,
-            uri=uri,
-            user_store=SQLiteUserStore(db),
-        )
+    secret = service.load_or_create_secret(db.parent)
+    try:  # built once here so that a bad setting stops the command, not each worker
+        WalletAuth(secret_key=secret, domain=domain, uri=uri)
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    print(
-        f"asgi-wallet-auth serving on http://{authority} (domain {domain}, uri {uri})", flush=True
+    # Every worker builds the same service from these; the secret must be the same in all.
+    os.environ.update(
+        {
+            service.SECRET_ENV: secret,
+            service.DOMAIN_ENV: domain,
+            service.URI_ENV: uri,
+            service.DB_ENV: str(db),
+            service.REDIS_ENV: args.redis_url or "",
+        }
     )
-    uvicorn.run(create_service_app(auth), host=args.host, port=args.port, log_level=args.log_level)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    store = "Redis" if args.redis_url else "memory"
+    print(
+        f"asgi-wallet-auth serving on http://{authority} (domain {domain}, uri {uri}, "
+        f"{args.workers} worker(s), nonces in {store}, users in {db.name})",
+        flush=True,
+    )
+    uvicorn.run(
+        "asgi_wallet_auth.service:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+    )
     return 0
 
 

@@ -173,7 +173,8 @@ class WalletAuthMiddleware:
         if token is None and scope["type"] == "websocket":
             token = query_token(scope)
         if token is not None:
-            return self.auth.authenticate_token(token), AuthCredentials(["authenticated"]), receive
+            user = await self.auth.authenticate_bearer(token)
+            return user, AuthCredentials(["authenticated"]), receive
         if self.auth.signed_requests:
             params = _signed_params_from_headers(scope) or _signed_params_from_query(scope)
             if params is None:

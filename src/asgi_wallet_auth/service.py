@@ -55,6 +55,48 @@ def create_service_app(auth: WalletAuth) -> Starlette:
     )
 
 
+DOMAIN_ENV = "WALLET_AUTH_DOMAIN"
+URI_ENV = "WALLET_AUTH_URI"
+DB_ENV = "WALLET_AUTH_DB"
+REDIS_ENV = "WALLET_AUTH_REDIS_URL"
+
+
+def build_auth(*, secret: str, domain: str, uri: str, db: str, redis_url: str | None) -> WalletAuth:
+    """The service's ``WalletAuth``: SQLite users, revocation on, Redis nonces where given."""
+    from .stores.sqlite import SQLiteUserStore
+
+    nonce_store = None
+    if redis_url:
+        from .stores.redis import RedisNonceStore
+
+        nonce_store = RedisNonceStore(redis_url)
+    return WalletAuth(
+        secret_key=secret,
+        domain=domain,
+        uri=uri,
+        user_store=SQLiteUserStore(db),
+        nonce_store=nonce_store,
+        revocation=True,
+    )
+
+
+def app_from_env() -> Starlette:
+    """The service app built from ``WALLET_AUTH_*`` variables: what each ``serve`` worker runs."""
+    missing = [
+        name for name in (SECRET_ENV, DOMAIN_ENV, URI_ENV, DB_ENV) if not os.environ.get(name)
+    ]
+    if missing:
+        raise RuntimeError(f"set {', '.join(missing)} (asgi-wallet-auth serve does this)")
+    auth = build_auth(
+        secret=os.environ[SECRET_ENV],
+        domain=os.environ[DOMAIN_ENV],
+        uri=os.environ[URI_ENV],
+        db=os.environ[DB_ENV],
+        redis_url=os.environ.get(REDIS_ENV) or None,
+    )
+    return create_service_app(auth)
+
+
 def load_or_create_secret(directory: Path) -> str:
     """The service secret: ``$WALLET_AUTH_SECRET``, else a 0600 file created once in ``directory``.
 
@@ -85,4 +127,16 @@ def load_or_create_secret(directory: Path) -> str:
     return secret
 
 
-__all__ = ["SECRET_ENV", "SECRET_FILE_NAME", "create_service_app", "load_or_create_secret", "me"]
+__all__ = [
+    "DB_ENV",
+    "DOMAIN_ENV",
+    "REDIS_ENV",
+    "SECRET_ENV",
+    "SECRET_FILE_NAME",
+    "URI_ENV",
+    "app_from_env",
+    "build_auth",
+    "create_service_app",
+    "load_or_create_secret",
+    "me",
+]

@@ -22,5 +22,9 @@ class NonceStore(Protocol):
         """Remove and return the live value under ``key``, or None if absent or expired."""
         ...
 
+    async def exists(self, key: str) -> bool:
+        """Whether a live value is stored under ``key``; consumes nothing (revocation checks)."""
+        ...
+
 
 __all__ = ["NonceStore"]

@@ -48,6 +48,11 @@ class MemoryNonceStore:
         )
 
     @property
+    def evicts(self) -> bool:
+        """Whether a full store drops its oldest entries (True) or refuses new ones (False)."""
+        return self._evict
+
+    @property
     def maxsize(self) -> int:
         """How many live entries the store keeps before evicting the oldest."""
         return int(self._cache.maxsize)
@@ -70,6 +75,10 @@ class MemoryNonceStore:
         """Remove and return the live value under ``key``, or None if absent or expired."""
         item = self._cache.pop(key, None)
         return None if item is None else item[0]
+
+    async def exists(self, key: str) -> bool:
+        """Whether a live value is stored under ``key`` (nothing is consumed)."""
+        return key in self._cache
 
     def __len__(self) -> int:
         self._cache.expire()
