@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
 import stat
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,6 +13,7 @@ from asgi_wallet_auth import SQLiteUserStore
 from asgi_wallet_auth.cli import build_parser
 from asgi_wallet_auth.service import SECRET_ENV, SECRET_FILE_NAME, load_or_create_secret
 from tests.conftest import client_for, sign_text
+from tests.processes import free_port, running_service
 
 
 def test_secret_comes_from_the_environment_first(
@@ -96,57 +90,6 @@ async def test_service_app_me_route(tmp_path: Path, wallet: LocalAccount) -> Non
 
 
 # -- end to end: the console script under a real server -------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def running_service(workdir: Path, port: int) -> Iterator[str]:
-    env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "asgi_wallet_auth.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # poll a real server until it answers: bounded, and no clock can stand in
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise AssertionError(f"service exited early: {output}")
-            try:
-                httpx.get(f"{base}/me", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("service did not start within 30 s") from None
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def test_serve_runs_a_real_service_whose_tokens_survive_a_restart(

@@ -104,6 +104,18 @@ async def test_put_does_not_extend_the_life_of_a_live_key(nonces: NonceBackend) 
     assert await nonces.store.take("k") is None
 
 
+async def test_exists_reports_live_keys_without_consuming_them(nonces: NonceBackend) -> None:
+    assert await nonces.store.exists("k") is False
+    assert await nonces.store.put("k", "v", TTL) is True
+    assert await nonces.store.exists("k") is True
+    assert await nonces.store.exists("k") is True
+    assert await nonces.store.take("k") == "v"
+    assert await nonces.store.exists("k") is False
+    assert await nonces.store.put("e", "v", TTL) is True
+    nonces.advance(TTL)
+    assert await nonces.store.exists("e") is False
+
+
 async def test_take_of_a_missing_key_is_none(nonces: NonceBackend) -> None:
     assert await nonces.store.take("never-put") is None
     assert await nonces.store.put("other", "v", TTL) is True
