@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +30,7 @@ import coincurve
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from asgi_wallet_auth import WalletAuth, WalletAuthMiddleware
+from asgi_wallet_auth import MemoryNonceStore, WalletAuth, WalletAuthMiddleware
 from asgi_wallet_auth.signatures import eip191_digest, keccak256, recover_address
 from asgi_wallet_auth.siwe import SiweMessage
 
@@ -223,6 +228,96 @@ def middleware_candidates(driver: AsgiDriver, number: int) -> dict[str, Callable
     }
 
 
+@contextlib.contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A throwaway redis-server on a free loopback port (None where it is not installed)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as workdir:
+        process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def store_candidates(
+    driver: AsgiDriver, url: str | None, pairs: int
+) -> dict[str, Callable[[], Any]]:
+    """One secret's life (put, then take) per pair, ``pairs`` pairs per timed call."""
+    memory = MemoryNonceStore()
+    candidates: dict[str, Callable[[], Any]] = {}
+
+    async def sequential(store: Any) -> None:
+        for i in range(pairs):
+            await store.put(f"k{i}", "1", 300)
+            await store.take(f"k{i}")
+
+    candidates["memory put+take"] = lambda: driver.loop.run_until_complete(sequential(memory))
+    if url is None:
+        return candidates
+    from asgi_wallet_auth.stores.redis import RedisNonceStore
+
+    redis_store = RedisNonceStore(url)
+
+    async def concurrent(store: Any) -> None:
+        # Many logins at once, as under load: the client's pool overlaps their round trips.
+        async def one(i: int) -> None:
+            await store.put(f"c{i}", "1", 300)
+            await store.take(f"c{i}")
+
+        await asyncio.gather(*(one(i) for i in range(pairs)))
+
+    async def pipelined() -> None:
+        # The server's ceiling: every command of the batch in one round trip.
+        pipe = redis_store.client.pipeline(transaction=False)
+        for i in range(pairs):
+            pipe.set(f"p{i}", "1", nx=True, px=300_000)
+        for i in range(pairs):
+            pipe.getdel(f"p{i}")
+        await pipe.execute()
+
+    candidates["redis put+take, one at a time"] = lambda: driver.loop.run_until_complete(
+        sequential(redis_store)
+    )
+    candidates["redis put+take, 100 logins at once"] = lambda: driver.loop.run_until_complete(
+        concurrent(redis_store)
+    )
+    candidates["redis put+take, pipelined batch"] = lambda: driver.loop.run_until_complete(
+        pipelined()
+    )
+    return candidates
+
+
 def parsing_candidates() -> dict[str, Callable[[], Any]]:
     candidates: dict[str, Callable[[], Any]] = {
         "asgi-wallet-auth SiweMessage.parse": lambda: SiweMessage.parse(SIWE_TEXT)
@@ -264,6 +359,10 @@ def render_markdown(rows: list[Row], rounds: int) -> str:
         "  trivial app,",
         "  against the same request to the bare app, both called as ASGI.",
         "- *parsing*: one EIP-4361 message parsed (siwe-py appears where it is installed).",
+        "- *stores*: one secret's life (a `put` and a `take`), per secret, over batches of 100,",
+        "  against a redis-server on loopback started by the harness: one login at a time (two",
+        "  round trips each), 100 logins at once (round trips overlap in the connection pool),",
+        "  and one pipelined batch (the server's ceiling; what a bulk job could reach).",
         "",
     ]
     return "\n".join(lines)
@@ -297,6 +396,14 @@ def main() -> int:
         2000 // scale,
         args.rounds,
     )
+    pairs = 100
+    with redis_server() as url:
+        stores = store_candidates(driver, url, pairs)
+        rows += compare("stores", stores, "memory put+take", 1, args.rounds)
+    for row in rows[-len(stores) :]:
+        row.median_us /= pairs  # per secret: one put and one take
+    if url is None:
+        print("redis-server not installed: the Redis store rows are left out")
     width = max(len(r.name) for r in rows)
     for r in rows:
         print(
