@@ -1,14 +1,12 @@
-"""A Starlette app with wallet login mounted at /auth and a protected GET /me.
+"""A Starlette app with wallet login mounted at /auth, a protected GET /me and a websocket.
 
 Run from this folder:  WALLET_AUTH_SECRET=... uvicorn starlette_app:app
-Settings: WALLET_AUTH_SECRET (required, >= 32 bytes), WALLET_AUTH_DOMAIN (default 127.0.0.1:8000),
-WALLET_AUTH_URI (default http://<domain>).
+Settings: see settings.py (WALLET_AUTH_SECRET, _DOMAIN, _URI, _REDIS_URL).
 """
 
 from __future__ import annotations
 
-import os
-
+from settings import auth_from_env
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -16,18 +14,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from asgi_wallet_auth import WalletAuth, WalletAuthMiddleware, WalletUser
+from asgi_wallet_auth import WalletAuthMiddleware, WalletUser
 
-DOMAIN = os.environ.get("WALLET_AUTH_DOMAIN", "127.0.0.1:8000")
-auth = WalletAuth(
-    secret_key=os.environ["WALLET_AUTH_SECRET"],
-    domain=DOMAIN,
-    uri=os.environ.get("WALLET_AUTH_URI", f"http://{DOMAIN}"),
-)
+auth = auth_from_env()
 
 
 async def me(request: Request) -> JSONResponse:
-    """The wallet behind the bearer token, in the envelope."""
+    """The wallet behind the bearer token, in the envelope; 401 without one."""
     user = request.user
     if not isinstance(user, WalletUser):
         return JSONResponse(
@@ -35,9 +28,8 @@ async def me(request: Request) -> JSONResponse:
             status_code=401,
             headers={"www-authenticate": "Bearer"},
         )
-    return JSONResponse(
-        {"code": 0, "msg": "ok", "data": {"address": user.address, "userid": user.userid}}
-    )
+    data = {"address": user.address, "userid": user.userid, "did_type": user.did_type}
+    return JSONResponse({"code": 0, "msg": "ok", "data": data})
 
 
 async def greet(websocket: WebSocket) -> None:

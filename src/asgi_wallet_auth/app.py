@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -16,8 +17,10 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from .envelope import read_json, send_error, send_ok, string_field
+from .cookies import SAFE_METHODS, CookieSettings, CsrfTokens, read_cookies, same_origin
+from .envelope import header, read_json, send_error, send_ok, string_field
 from .errors import (
+    CsrfRejected,
     IdentityConflict,
     InvalidRequest,
     LoginRefused,
@@ -38,10 +41,9 @@ from .siwe import MAX_MESSAGE_LENGTH, SiweMessage
 from .stores.base import NonceStore
 from .stores.memory import MemoryNonceStore
 from .tokens import RESERVED_CLAIMS, IssuedToken, TokenService
-from .users import MemoryUserStore, UserRecord, UserStore, WalletUser
+from .users import MemoryUserStore, UserRecord, UserStore, WalletUser, merge_login
 from .web3mq import (
     DEFAULT_DID_VERIFIERS,
-    Avatar,
     DidVerifier,
     check_avatar_url,
     check_nickname,
@@ -52,6 +54,7 @@ from .web3mq import (
     encoded_avatar_limit,
     nonce_content,
     parse_ed25519_public_key,
+    decode_request_signature,
     verify_request_signature,
 )
 
@@ -139,6 +142,7 @@ class WalletAuth:
         signed_requests: bool = False,
         signed_content: SignedContentHook | None = None,
         revocation: bool = False,
+        cookie: CookieSettings | None = None,
     ) -> None:
         key = secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
         if not isinstance(key, bytes) or len(key) < 32:
@@ -241,6 +245,10 @@ class WalletAuth:
             raise ValueError("signed_content must be a callable (scope, params) -> str")
         self.signed_content = signed_content
         self.revocation = bool(revocation)
+        if cookie is not None and not isinstance(cookie, CookieSettings):
+            raise ValueError("cookie must be None or a CookieSettings(...)")
+        self.cookie = cookie
+        self.csrf = CsrfTokens(key, self.session_lifetime)
         self.tokens = TokenService(
             secret_key=key,
             issuer=issuer or self.uri,
@@ -261,6 +269,54 @@ class WalletAuth:
         self._user_login_body_cap = max_body_size + encoded_avatar_limit(max_avatar_size)
 
     # -- credentials -----------------------------------------------------------------------
+
+    def cookie_token(self, scope: Scope) -> str | None:
+        """The access token in the auth cookie, where cookie transport is enabled."""
+        if self.cookie is None:
+            return None
+        try:
+            value = read_cookies(scope).get(self.cookie.name)
+        except WalletAuthError:
+            return None
+        return value or None
+
+    def check_cookie_request(self, scope: Scope, user: WalletUser) -> None:
+        """Refuse a cookie-authenticated request that a cross-site page could have made.
+
+        Unsafe http methods need the CSRF header, equal to the CSRF cookie and issued for this
+        session; a websocket needs the service's own ``Origin``.
+        """
+        assert self.cookie is not None
+        if scope["type"] == "websocket":
+            if not same_origin(scope, self.uri):
+                raise CsrfRejected("websocket from another origin")
+            return
+        if scope["method"] in SAFE_METHODS:
+            return
+        try:
+            sent = header(scope, self.cookie.csrf_header_name.encode("latin-1"))
+            cookie_value = read_cookies(scope).get(self.cookie.csrf_cookie_name)
+        except WalletAuthError:
+            raise CsrfRejected() from None
+        if sent is None or not cookie_value:
+            raise CsrfRejected()
+        token = sent.decode("latin-1")
+        if not hmac.compare_digest(token, cookie_value) or not self.csrf.valid(
+            token, CsrfTokens.session_id(dict(user.claims))
+        ):
+            raise CsrfRejected()
+
+    async def _request_user(self, scope: Scope) -> WalletUser:
+        # The credential of a route that needs one: a bearer token, else the auth cookie.
+        token = bearer_token(scope)
+        if token is not None:
+            return await self.authenticate_bearer(token)
+        token = self.cookie_token(scope)
+        if token is None:
+            raise TokenMissing()
+        user = await self.authenticate_bearer(token)
+        self.check_cookie_request(scope, user)
+        return user
 
     async def authenticate_bearer(self, token: str) -> WalletUser:
         """``authenticate_token`` plus, where revocation is enabled, the revocation check.
@@ -317,7 +373,7 @@ class WalletAuth:
             raise SignedRequestRejected()
         checked_userid = _signed_userid(userid)
         raw_ts = params.get("timestamp")
-        if isinstance(raw_ts, str) and raw_ts.isdigit() and len(raw_ts) <= 16:
+        if isinstance(raw_ts, str) and _DIGITS.fullmatch(raw_ts):
             raw_ts = int(raw_ts)
         back, ahead = self.timestamp_window
         now = self.clock()
@@ -335,14 +391,15 @@ class WalletAuth:
                 raise SignedRequestRejected() from None
             if not isinstance(content, str):
                 raise SignedRequestRejected()
-        signature = params.get("web3mq_user_signature")
+        signature = decode_request_signature(params.get("web3mq_user_signature"))
+        if signature is None:
+            raise SignedRequestRejected()
         record = await self._store(self.user_store.get(userid))
         if record is None or not verify_request_signature(
             record.device_keys, content.encode("utf-8"), signature
         ):
             raise SignedRequestRejected()
-        assert isinstance(signature, str)
-        marker = "web3mq-request:" + hashlib.sha256(signature.encode("ascii")).hexdigest()
+        marker = "web3mq-request:" + hashlib.sha256(signature).hexdigest()
         if not await self._store(
             self.replay_store.put(marker, "1", timestamp / 1000 + back - now + 1)
         ):
@@ -462,7 +519,7 @@ class WalletAuth:
         issued = await self._finish_login(scope, record, now)
         await self._store(self.user_store.save(record))
         logger.info("login ok: %s", address)
-        await send_ok(send, self._token_data(issued))
+        await self._send_token(send, issued)
 
     async def _finish_login(self, scope: Scope, record: UserRecord, now: float) -> IssuedToken:
         # The hook runs before the user is stored: a refused login leaves no user behind.
@@ -508,6 +565,9 @@ class WalletAuth:
         verifier.verify(content.encode("utf-8"), did_signature, address)
 
         # Identity checks before anything is written: a refusal changes nothing.
+        if _ADDRESS_LIKE.fullmatch(userid) and userid.lower() != address.lower():
+            # userid == address is every wallet's default userid: nobody may squat another's.
+            raise IdentityConflict("a userid that is an address belongs to that wallet")
         existing = await self._store(self.user_store.get(userid))
         if existing is not None and existing.address != address:
             raise IdentityConflict()
@@ -519,66 +579,31 @@ class WalletAuth:
         if not await self._store(self.replay_store.put(f"web3mq:{nonce}", "1", ttl)):
             raise ReplayRejected()
 
-        record = self._web3mq_record(
-            by_wallet,
+        login = UserRecord(
             userid,
-            did_type or "",
             address,
-            pubkey_value,
+            did_type or "",
             now,
-            nickname,
-            avatar_url,
-            avatar,
+            now,
+            device_keys=(pubkey_value,),
+            nickname=nickname,
+            avatar_url=avatar_url,
+            avatar=None if avatar is None else avatar.data,
+            avatar_type=None if avatar is None else avatar.media_type,
         )
-        issued = await self._finish_login(scope, record, now)
-        if existing is None:
-            if not await self._store(self.user_store.create(record)):
-                raise IdentityConflict()  # another wallet bound this userid a moment ago
-        else:
-            await self._store(self.user_store.save(record))
+        # The hook sees the user as the login will leave it; a refusal stores nothing.
+        after = merge_login(by_wallet, login, self.max_devices)
+        issued = await self._finish_login(scope, after, now)
+        # One atomic merge: a userid taken a moment ago by another wallet is refused, and two
+        # devices of one wallet logging in at once both keep their key.
+        merged = await self._store(self.user_store.merge(login, max_devices=self.max_devices))
+        if merged is None:
+            raise IdentityConflict()
         logger.info("web3mq login ok: %s", address)
-        data = self._token_data(issued)
-        data.update(pubkey_type="ed25519", pubkey_value=pubkey_value)
-        await send_ok(send, data)
-
-    def _web3mq_record(
-        self,
-        previous: UserRecord | None,
-        userid: str,
-        did_type: str,
-        address: str,
-        pubkey: str,
-        now: float,
-        nickname: str | None,
-        avatar_url: str | None,
-        avatar: Avatar | None,
-    ) -> UserRecord:
-        keys = [] if previous is None else [k for k in previous.device_keys if k != pubkey]
-        keys = [*keys, pubkey][-self.max_devices :]
-        if previous is None:
-            previous = UserRecord(userid, address, did_type, now, now)
-        # Profile fields are not covered by the wallet signature, so an unsigned value may fill
-        # an empty field but never overwrite one the user already has.
-        keep_avatar = previous.avatar is not None or avatar is None
-        return replace(
-            previous,
-            userid=userid,
-            did_type=did_type,
-            last_login=now,
-            device_keys=tuple(keys),
-            nickname=previous.nickname if previous.nickname is not None else nickname,
-            avatar_url=previous.avatar_url if previous.avatar_url is not None else avatar_url,
-            avatar=previous.avatar if keep_avatar or avatar is None else avatar.data,
-            avatar_type=previous.avatar_type
-            if keep_avatar or avatar is None
-            else avatar.media_type,
-        )
+        await self._send_token(send, issued, pubkey_type="ed25519", pubkey_value=pubkey_value)
 
     async def _refresh(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = bearer_token(scope)
-        if token is None:
-            raise TokenMissing()
-        user = await self.authenticate_bearer(token)
+        user = await self._request_user(scope)
         carried = {k: v for k, v in user.claims.items() if k not in _RECOMPUTED_CLAIMS}
         extra = await self._run_hook(self.on_refresh, scope, user)
         # The old token is revoked before the new one exists: a refresh is single use.
@@ -589,18 +614,46 @@ class WalletAuth:
             auth_time=int(user.claims["auth_time"]),
             extra={**carried, **extra},
         )
-        await send_ok(send, self._token_data(issued))
+        await self._send_token(send, issued)
 
     async def _logout(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = bearer_token(scope)
-        if token is None:
-            raise TokenMissing()
-        user = await self.authenticate_bearer(token)
+        user = await self._request_user(scope)
         await self.revoke(user.claims)
         logger.info("logout: %s", user.address)
-        await send_ok(send, None)
+        headers = []
+        if self.cookie is not None:  # clear both cookies in the browser too
+            headers = [
+                (
+                    b"set-cookie",
+                    self.cookie.set_cookie(name, "", 0, http_only=name == self.cookie.name),
+                )
+                for name in (self.cookie.name, self.cookie.csrf_cookie_name)
+            ]
+        await send_ok(send, None, headers)
 
     # -- helpers ---------------------------------------------------------------------------
+
+    async def _send_token(self, send: Send, issued: IssuedToken, **more: Any) -> None:
+        data = self._token_data(issued)
+        data.update(more)
+        headers: list[tuple[bytes, bytes]] = []
+        if self.cookie is not None:
+            csrf = self.csrf.issue(CsrfTokens.session_id(dict(issued.claims)))
+            data["csrf_token"] = csrf
+            max_age = int(data["expires_in"])
+            headers = [
+                (
+                    b"set-cookie",
+                    self.cookie.set_cookie(self.cookie.name, issued.token, max_age, http_only=True),
+                ),
+                (
+                    b"set-cookie",
+                    self.cookie.set_cookie(
+                        self.cookie.csrf_cookie_name, csrf, max_age, http_only=False
+                    ),
+                ),
+            ]
+        await send_ok(send, data, headers)
 
     def _token_data(self, issued: IssuedToken) -> dict[str, Any]:
         claims = issued.claims
@@ -664,6 +717,11 @@ def _signed_userid(userid: str) -> str:
         return check_userid(userid)
     except WalletAuthError:
         raise SignedRequestRejected() from None
+
+
+_ADDRESS_LIKE = re.compile(r"0x[0-9a-fA-F]{40}")
+# ASCII digits only: str.isdigit() also accepts superscripts, which int() then refuses.
+_DIGITS = re.compile(r"[0-9]{1,16}")
 
 
 def _revoked_key(jti: str) -> str:

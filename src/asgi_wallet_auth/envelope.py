@@ -50,9 +50,9 @@ async def send_json(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_ok(send: Send, data: Any) -> None:
+async def send_ok(send: Send, data: Any, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
     """Send a success envelope (``code`` 0)."""
-    await send_json(send, 200, render(0, "ok", data))
+    await send_json(send, 200, render(0, "ok", data), headers)
 
 
 async def send_error(send: Send, error: WalletAuthError) -> None:

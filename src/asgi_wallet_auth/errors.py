@@ -138,6 +138,19 @@ class LoginRefused(WalletAuthError):
     code, status, msg = 40301, 403, "login refused"
 
 
+class InsufficientScope(WalletAuthError):
+    """The wallet is authenticated but its credentials lack a required scope."""
+
+    code, status, msg = 40302, 403, "insufficient scope"
+
+
+class CsrfRejected(WalletAuthError):
+    """A cookie-authenticated unsafe request without a valid CSRF token (or a cross-origin
+    websocket authenticated by the cookie)."""
+
+    code, status, msg = 40303, 403, "CSRF token missing or invalid"
+
+
 class IdentityConflict(WalletAuthError):
     """The identity is already bound to a different wallet."""
 
@@ -184,7 +197,9 @@ class StoreUnavailable(WalletAuthError):
 __all__ = [
     "AuthenticationFailed",
     "BodyTooLarge",
+    "CsrfRejected",
     "IdentityConflict",
+    "InsufficientScope",
     "InvalidAddress",
     "InvalidMessage",
     "InvalidRequest",

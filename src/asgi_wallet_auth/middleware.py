@@ -175,6 +175,15 @@ class WalletAuthMiddleware:
         if token is not None:
             user = await self.auth.authenticate_bearer(token)
             return user, AuthCredentials(["authenticated"]), receive
+        cookie_token = self.auth.cookie_token(scope)
+        if cookie_token is not None:
+            try:
+                user = await self.auth.authenticate_bearer(cookie_token)
+            except TokenInvalid:
+                # A stale cookie is not an attack: the browser simply is not logged in.
+                return UnauthenticatedUser(), AuthCredentials(), receive
+            self.auth.check_cookie_request(scope, user)
+            return user, AuthCredentials(["authenticated"]), receive
         if self.auth.signed_requests:
             params = _signed_params_from_headers(scope) or _signed_params_from_query(scope)
             if params is None:

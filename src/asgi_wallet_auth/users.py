@@ -60,6 +60,34 @@ class UserRecord:
     avatar_type: str | None = None
 
 
+def merge_login(current: UserRecord | None, login: UserRecord, max_devices: int) -> UserRecord:
+    """The user after ``login`` (one device login) is folded into ``current``.
+
+    Identity fields come from the login; first and last login are widened; the login's device
+    keys move to the end (newest), keeping at most ``max_devices``; profile fields are not
+    covered by the wallet signature, so the login's values fill empty fields and never overwrite
+    existing ones.
+    """
+    if current is None:
+        return replace(login, device_keys=login.device_keys[-max_devices:])
+    keys = [k for k in current.device_keys if k not in login.device_keys]
+    keys += login.device_keys
+    has_avatar = current.avatar is not None
+    return replace(
+        current,
+        userid=login.userid,
+        address=login.address,
+        did_type=login.did_type,
+        first_login=min(current.first_login, login.first_login),
+        last_login=max(current.last_login, login.last_login),
+        device_keys=tuple(keys[-max_devices:]),
+        nickname=current.nickname if current.nickname is not None else login.nickname,
+        avatar_url=current.avatar_url if current.avatar_url is not None else login.avatar_url,
+        avatar=current.avatar if has_avatar else login.avatar,
+        avatar_type=current.avatar_type if has_avatar else login.avatar_type,
+    )
+
+
 @runtime_checkable
 class UserStore(Protocol):
     """Persistence for user records; implement it to keep users in your own database.
@@ -84,11 +112,14 @@ class UserStore(Protocol):
         """
         ...
 
-    async def create(self, record: UserRecord) -> bool:
-        """``save`` only if no record has ``record.userid`` yet; else False and no change.
+    async def merge(self, login: UserRecord, *, max_devices: int) -> UserRecord | None:
+        """Atomically fold one device login into the stored user; return the result.
 
-        This is how a userid is bound to its first wallet; it must be atomic, so that of two
-        wallets racing for one new userid exactly one wins.
+        The current record is the one with ``login.userid``, else the wallet's record under its
+        default userid (its address), which is renamed. ``merge_login`` says how they combine.
+        If ``login.userid`` belongs to another address, return None and change nothing: that is
+        how a userid is bound to its first wallet, so of two wallets racing for one new userid
+        exactly one wins, and two devices of one wallet logging in at once both keep their key.
         """
         ...
 
@@ -114,12 +145,20 @@ class MemoryUserStore:
         """Make ``record`` the one record of its userid and of its address (an upsert)."""
         self._put(record)
 
-    async def create(self, record: UserRecord) -> bool:
-        """Save ``record`` only if its userid is free; False and no change otherwise."""
-        if record.userid in self._by_userid:
-            return False
-        self._put(record)
-        return True
+    async def merge(self, login: UserRecord, *, max_devices: int) -> UserRecord | None:
+        """Fold one device login into the stored user (see ``UserStore.merge``)."""
+        current = self._by_userid.get(login.userid)
+        if current is None:
+            default = self._by_userid.get(login.address)
+            current = default if default is not None and default.address == login.address else None
+        elif current.address != login.address:
+            return None
+        merged = merge_login(current, login, max_devices)
+        if current is not None and current.userid != merged.userid:
+            self._userid_by_address.pop(current.address, None)
+            del self._by_userid[current.userid]
+        self._put(merged)
+        return merged
 
     def _put(self, record: UserRecord) -> None:
         # No await in here: each call is atomic on the event loop.
@@ -142,4 +181,4 @@ class MemoryUserStore:
         return len(self._by_userid)
 
 
-__all__ = ["MemoryUserStore", "UserRecord", "UserStore", "WalletUser"]
+__all__ = ["MemoryUserStore", "UserRecord", "UserStore", "WalletUser", "merge_login"]

@@ -100,14 +100,22 @@ def parse_ed25519_public_key(value: object) -> bytes:
     return key
 
 
-def verify_request_signature(keys: Iterable[str], content: bytes, signature: object) -> bool:
-    """True if standard-base64 ``signature`` is an ed25519 signature of ``content`` by a key."""
+def decode_request_signature(signature: object) -> bytes | None:
+    """The 64 raw bytes of a standard-base64 ed25519 signature, or None if malformed.
+
+    Replay markers are keyed by these bytes, never by the text: base64 has several spellings of
+    one value (the unused low bits of the last character), and each would otherwise pass anew.
+    """
     if not isinstance(signature, str) or _BASE64_SIGNATURE_RE.fullmatch(signature) is None:
-        return False
-    raw = base64.b64decode(signature)
+        return None
+    return base64.b64decode(signature)
+
+
+def verify_request_signature(keys: Iterable[str], content: bytes, signature: bytes) -> bool:
+    """True if ``signature`` (64 raw bytes) is an ed25519 signature of ``content`` by a key."""
     for key in keys:
         try:
-            nacl.signing.VerifyKey(bytes.fromhex(key)).verify(content, raw)
+            nacl.signing.VerifyKey(bytes.fromhex(key)).verify(content, signature)
         except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
             continue
         return True
@@ -249,6 +257,7 @@ __all__ = [
     "check_signature_content",
     "check_timestamp",
     "check_userid",
+    "decode_request_signature",
     "decode_avatar",
     "encoded_avatar_limit",
     "nonce_content",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..users import UserRecord
+from ..users import UserRecord, merge_login
 
 _T = TypeVar("_T")
 
@@ -142,36 +142,56 @@ class SQLiteUserStore:
         return await self._select("address", address)
 
     @staticmethod
-    def _write(conn: sqlite3.Connection, record: UserRecord, *, only_new: bool) -> bool:
+    def _upsert(conn: sqlite3.Connection, record: UserRecord) -> None:
+        # A wallet has one userid: its record under another userid gives way.
+        conn.execute(
+            "DELETE FROM wallet_users WHERE address = ? AND userid <> ?",
+            (record.address, record.userid),
+        )
+        conn.execute(_UPSERT, _row(record))
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, work: Callable[[], _T]) -> _T:
+        # IMMEDIATE takes the write lock first, so read-then-write is atomic across processes.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if (
-                only_new
-                and conn.execute(
-                    "SELECT 1 FROM wallet_users WHERE userid = ?", (record.userid,)
-                ).fetchone()
-            ):
-                conn.execute("ROLLBACK")
-                return False
-            # A wallet has one userid: its record under another userid gives way.
-            conn.execute(
-                "DELETE FROM wallet_users WHERE address = ? AND userid <> ?",
-                (record.address, record.userid),
-            )
-            conn.execute(_UPSERT, _row(record))
+            result = work()
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return True
+        return result
 
     async def save(self, record: UserRecord) -> None:
         """Make ``record`` the one record of its userid and of its address (an upsert)."""
-        await self._call(lambda conn: self._write(conn, record, only_new=False))
+        await self._call(lambda conn: self._transaction(conn, lambda: self._upsert(conn, record)))
 
-    async def create(self, record: UserRecord) -> bool:
-        """Save ``record`` only if its userid is free; False and no change otherwise."""
-        return await self._call(lambda conn: self._write(conn, record, only_new=True))
+    async def merge(self, login: UserRecord, *, max_devices: int) -> UserRecord | None:
+        """Fold one device login into the stored user (see ``UserStore.merge``)."""
+
+        def work(conn: sqlite3.Connection) -> UserRecord | None:
+            def select(userid: str) -> UserRecord | None:
+                sql = f"SELECT {_COLUMNS} FROM wallet_users WHERE userid = ?"  # noqa: S608
+                row = conn.execute(sql, (userid,)).fetchone()
+                return None if row is None else _record(row)
+
+            def merge() -> UserRecord | None:
+                current = select(login.userid)
+                if current is None:
+                    default = select(login.address)
+                    if default is not None and default.address == login.address:
+                        current = default
+                elif current.address != login.address:
+                    return None
+                merged = merge_login(current, login, max_devices)
+                if current is not None and current.userid != merged.userid:
+                    conn.execute("DELETE FROM wallet_users WHERE userid = ?", (current.userid,))
+                self._upsert(conn, merged)
+                return merged
+
+            return self._transaction(conn, merge)
+
+        return await self._call(work)
 
     async def count(self) -> int:
         """How many users are stored."""

@@ -1,0 +1,125 @@
+"""Opt-in cookie transport for browser apps, with double-submit CSRF tokens bound to the session.
+
+With ``WalletAuth(cookie=CookieSettings(...))`` the login routes also set the access token in an
+``HttpOnly`` cookie, and the middleware accepts it where no ``Authorization`` header is sent.
+Browsers attach cookies to cross-site requests, so every unsafe request (anything but GET, HEAD,
+OPTIONS, TRACE) authenticated by the cookie must carry a CSRF token in a header, equal to the CSRF
+cookie and signed by the service for this very session; a websocket authenticated by the cookie
+must come from the service's own origin.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+from starlette.requests import cookie_parser
+from starlette.types import Scope
+
+from .envelope import header
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_TOKEN_NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
+_HEADER_NAME_RE = re.compile(r"[a-z0-9\-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class CookieSettings:
+    """Where and how the access token and the CSRF token travel as cookies.
+
+    ``secure=False`` is for plain-HTTP local development only; ``samesite="none"`` needs
+    ``secure=True`` (browsers refuse it otherwise).
+    """
+
+    name: str = "wallet_auth"
+    csrf_cookie_name: str = "wallet_auth_csrf"
+    csrf_header_name: str = "x-csrf-token"
+    secure: bool = True
+    samesite: Literal["lax", "strict", "none"] = "lax"
+    path: str = "/"
+    domain: str | None = None
+
+    def __post_init__(self) -> None:
+        for label, value in (("name", self.name), ("csrf_cookie_name", self.csrf_cookie_name)):
+            if not isinstance(value, str) or _TOKEN_NAME_RE.fullmatch(value) is None:
+                raise ValueError(f"cookie {label} must be a cookie token such as 'wallet_auth'")
+        if self.name == self.csrf_cookie_name:
+            raise ValueError("name and csrf_cookie_name must differ")
+        if _HEADER_NAME_RE.fullmatch(self.csrf_header_name) is None:
+            raise ValueError(
+                "csrf_header_name must be a lowercase header name, e.g. 'x-csrf-token'"
+            )
+        if self.samesite not in ("lax", "strict", "none"):
+            raise ValueError("samesite must be 'lax', 'strict' or 'none'")
+        if self.samesite == "none" and not self.secure:
+            raise ValueError("samesite='none' needs secure=True: browsers refuse it otherwise")
+        if not self.path.startswith("/") or any(c in self.path for c in ";\r\n"):
+            raise ValueError("path must start with '/' and hold no ';' or line breaks")
+        if self.domain is not None and (
+            not self.domain or any(c in self.domain for c in ";\r\n =")
+        ):
+            raise ValueError("domain must be a host name such as 'example.com', or None")
+
+    def set_cookie(self, name: str, value: str, max_age: int, *, http_only: bool) -> bytes:
+        """A ``Set-Cookie`` header value with these settings."""
+        parts = [f"{name}={value}", f"Max-Age={max(0, max_age)}", f"Path={self.path}"]
+        if self.domain:
+            parts.append(f"Domain={self.domain}")
+        parts.append(f"SameSite={self.samesite.capitalize()}")
+        if self.secure:
+            parts.append("Secure")
+        if http_only:
+            parts.append("HttpOnly")
+        return "; ".join(parts).encode("latin-1")
+
+
+class CsrfTokens:
+    """CSRF tokens signed with the service key (itsdangerous) and bound to one session."""
+
+    def __init__(self, secret_key: bytes, max_age: float) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_key, salt="asgi-wallet-auth.csrf")
+        self._max_age = max_age
+
+    @staticmethod
+    def session_id(claims: dict[str, object] | object) -> str:
+        """A session is a wallet and the time it logged in: refresh keeps it, a new login not."""
+        assert isinstance(claims, dict)
+        return f"{claims['sub']}:{claims['auth_time']}"
+
+    def issue(self, session: str) -> str:
+        """A CSRF token for ``session``."""
+        return str(self._serializer.dumps(session))
+
+    def valid(self, token: str, session: str) -> bool:
+        """True if ``token`` was issued by this service, is fresh, and is for ``session``."""
+        try:
+            value = self._serializer.loads(token, max_age=int(self._max_age))
+        except BadData:
+            return False
+        return isinstance(value, str) and hmac.compare_digest(value, session)
+
+
+def read_cookies(scope: Scope) -> dict[str, str]:
+    """The request's cookies.
+
+    HTTP/2 and HTTP/3 may split them over several ``cookie`` fields, which mean one header
+    joined with ``"; "`` (RFC 9113 8.2.3).
+    """
+    raw = [value for key, value in scope["headers"] if key.lower() == b"cookie"]
+    return cookie_parser(b"; ".join(raw).decode("latin-1")) if raw else {}
+
+
+def same_origin(scope: Scope, uri: str) -> bool:
+    """Whether the request's ``Origin`` is the service's own (scheme and authority of ``uri``)."""
+    origin = header(scope, b"origin")
+    if origin is None:
+        return False
+    scheme, _, rest = uri.partition("://")
+    expected = f"{scheme}://{rest.split('/', 1)[0]}"
+    return hmac.compare_digest(origin.decode("latin-1"), expected)
+
+
+__all__ = ["SAFE_METHODS", "CookieSettings", "CsrfTokens", "read_cookies", "same_origin"]
