@@ -51,10 +51,10 @@ from .web3mq import (
     check_timestamp,
     check_userid,
     decode_avatar,
+    decode_request_signature,
     encoded_avatar_limit,
     nonce_content,
     parse_ed25519_public_key,
-    decode_request_signature,
     verify_request_signature,
 )
 

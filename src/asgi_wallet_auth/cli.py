@@ -1,24 +1,62 @@
-"""The ``asgi-wallet-auth`` command: ``serve`` runs the standalone auth service."""
+"""The ``asgi-wallet-auth`` command.
+
+``serve`` runs the standalone auth service; ``login`` logs a wallet in to a running service and
+prints the access token.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
+
+from .client import DEFAULT_KEY_ENV, DEFAULT_STATEMENT, DEFAULT_TIMEOUT, redact
 
 
 def _authority(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose error messages never echo something shaped like a private key.
+
+    argparse repeats unrecognised arguments in its errors; a key pasted on the command line by
+    mistake (``--key 0x...``) must not be printed back to a terminal or a CI log.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and the redacted ``message`` on stderr, then exit with status 2."""
+        super().error(redact(message))
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a positive integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
-    parser = argparse.ArgumentParser(
-        prog="asgi-wallet-auth", description="Wallet login service for ASGI."
-    )
+    parser = _Parser(prog="asgi-wallet-auth", description="Wallet login service for ASGI.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve",
@@ -46,7 +84,103 @@ def build_parser() -> argparse.ArgumentParser:
         "default $WALLET_AUTH_REDIS_URL, else in memory",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    login = commands.add_parser(
+        "login",
+        help="log a wallet in to a running service and print the access token",
+        description="Ask the service at --url for a login secret, sign it (or, with --siwe, an "
+        "EIP-4361 message whose nonce is the secret) with the wallet's private key, and print the "
+        "access token on stdout: TOKEN=$(asgi-wallet-auth login --url URL). The key is read from "
+        f"--key-file or from ${DEFAULT_KEY_ENV} (see --key-env), never from the command line.",
+        epilog="Exit status: 0 logged in; 1 the service refused (error <code>: <msg> on stderr) or "
+        "could not be reached; 2 a bad argument or no usable key.",
+        allow_abbrev=False,
+    )
+    login.add_argument(
+        "--url",
+        required=True,
+        help="base URL of the login routes, e.g. http://127.0.0.1:8000 for `serve`, or "
+        "https://example.com/auth where the login app is mounted at /auth",
+    )
+    login.add_argument(
+        "--key-file",
+        metavar="PATH",
+        help="read the hex private key (0x optional) from this file; it must be readable by its "
+        "owner only (chmod 600)",
+    )
+    login.add_argument(
+        "--key-env",
+        metavar="NAME",
+        default=DEFAULT_KEY_ENV,
+        help="read the hex private key from this environment variable "
+        f"(default {DEFAULT_KEY_ENV}); used when --key-file is not given",
+    )
+    login.add_argument(
+        "--siwe",
+        action="store_true",
+        help="sign an EIP-4361 (Sign-In with Ethereum) message instead of the bare secret",
+    )
+    login.add_argument(
+        "--domain",
+        help="EIP-4361 domain for --siwe (default: the authority of --url, host[:port])",
+    )
+    login.add_argument(
+        "--uri",
+        help="EIP-4361 URI for --siwe (default: the origin of --url, scheme://host[:port])",
+    )
+    login.add_argument(
+        "--chain-id",
+        type=_positive_int,
+        default=1,
+        metavar="ID",
+        help="EIP-4361 chain id for --siwe (default 1)",
+    )
+    login.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds to wait for each answer of the service (default {DEFAULT_TIMEOUT:g})",
+    )
+    login.add_argument(
+        "--json",
+        action="store_true",
+        help="print the whole success data object as JSON instead of the token alone",
+    )
     return parser
+
+
+def login(args: argparse.Namespace) -> int:
+    """Log in and print the token (or, with ``--json``, the whole ``data`` object) on stdout.
+
+    Errors go to stderr, never with the key in them: exit status 2 for a bad argument or key
+    source, 1 when the service refuses or cannot be reached.
+    """
+    from . import client
+
+    try:
+        key = client.load_private_key(key_file=args.key_file, key_env=args.key_env)
+        data = client.login(
+            args.url,
+            key,
+            siwe=args.siwe,
+            domain=args.domain,
+            uri=args.uri,
+            chain_id=args.chain_id,
+            statement=DEFAULT_STATEMENT,
+            timeout=args.timeout,
+        )
+    except client.ServiceRefused as exc:  # "error <code>: <msg> (HTTP <status> from POST <url>)"
+        print(redact(str(exc)), file=sys.stderr)
+        return exc.exit_code
+    except client.ClientError as exc:
+        print(f"asgi-wallet-auth login: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=True))
+    else:
+        print(data["access_token"])
+    return 0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -121,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "login":
+        return login(args)
     return 2  # pragma: no cover - argparse enforces a command
 
 
