@@ -300,3 +300,86 @@ async def test_other_scope_types_pass_through_untouched(auth: WalletAuth) -> Non
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
     await WalletAuthMiddleware(app, auth=auth)(scope, None, None)  # type: ignore[arg-type]
     assert seen == [{"type": "lifespan", "asgi": {"version": "3.0"}}]
+
+
+# -- the verified-token cache -------------------------------------------------------------------
+
+
+async def test_a_cached_token_still_expires(clock: FakeClock, wallet: LocalAccount) -> None:
+    auth = make_auth(clock)
+    async with client_for(build_app(auth)) as client:
+        token = (await login(client, wallet, prefix="/auth"))["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        for _ in range(3):  # verified once, then served from the cache
+            assert (await client.get("/whoami", headers=headers)).status_code == 200
+        assert auth._token_cache is not None and token in auth._token_cache
+        clock.advance(7 * DAY)
+        assert (await client.get("/whoami", headers=headers)).status_code == 401
+        assert token not in auth._token_cache
+
+
+async def test_a_cached_token_is_still_checked_for_revocation(
+    clock: FakeClock, wallet: LocalAccount
+) -> None:
+    auth = make_auth(clock, revocation=True)
+    async with client_for(build_app(auth)) as client:
+        token = (await login(client, wallet, prefix="/auth"))["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await client.get("/whoami", headers=headers)).status_code == 200
+        assert (await client.post("/auth/logout", headers=headers)).status_code == 200
+        assert (await client.get("/whoami", headers=headers)).status_code == 401
+
+
+async def test_the_cache_is_keyed_by_the_exact_token(
+    clock: FakeClock, wallet: LocalAccount
+) -> None:
+    auth = make_auth(clock)
+    async with client_for(build_app(auth)) as client:
+        token = (await login(client, wallet, prefix="/auth"))["access_token"]
+        assert (
+            await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+        ).status_code == 200
+        head, payload, signature = token.split(".")
+        for forged in (f"{head}.{payload}.{signature[:-1]}A", f"{head}.{payload}x.{signature}"):
+            if forged == token:
+                continue
+            response = await client.get("/whoami", headers={"Authorization": f"Bearer {forged}"})
+            assert response.status_code == 401
+
+
+async def test_claims_of_a_cached_user_cannot_be_changed_by_the_app(
+    clock: FakeClock, wallet: LocalAccount
+) -> None:
+    auth = make_auth(clock)
+    async with client_for(build_app(auth)) as client:
+        token = (await login(client, wallet, prefix="/auth"))["access_token"]
+    user = auth.authenticate_token(token)
+    with pytest.raises(TypeError):
+        user.claims["sub"] = "0x" + "1" * 40  # type: ignore[index]
+    assert auth.authenticate_token(token).claims["sub"] == wallet.address
+
+
+async def test_a_token_cached_under_one_key_is_refused_under_another(
+    clock: FakeClock, wallet: LocalAccount
+) -> None:
+    old = make_auth(clock)
+    async with client_for(build_app(old)) as client:
+        token = (await login(client, wallet, prefix="/auth"))["access_token"]
+        assert (
+            await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+        ).status_code == 200
+    rotated = make_auth(clock, secret_key="a-rotated-secret-key-that-is-long-enough-000")
+    async with client_for(build_app(rotated)) as client:
+        assert (
+            await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+        ).status_code == 401
+
+
+async def test_the_cache_can_be_switched_off(clock: FakeClock, wallet: LocalAccount) -> None:
+    auth = make_auth(clock, token_cache_size=0)
+    async with client_for(build_app(auth)) as client:
+        token = (await login(client, wallet, prefix="/auth"))["access_token"]
+        assert (
+            await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+        ).status_code == 200
+    assert auth._token_cache is None

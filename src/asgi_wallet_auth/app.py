@@ -11,9 +11,11 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from cachetools import LRUCache
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -143,6 +145,7 @@ class WalletAuth:
         signed_content: SignedContentHook | None = None,
         revocation: bool = False,
         cookie: CookieSettings | None = None,
+        token_cache_size: int = 4096,
     ) -> None:
         key = secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
         if not isinstance(key, bytes) or len(key) < 32:
@@ -249,6 +252,18 @@ class WalletAuth:
             raise ValueError("cookie must be None or a CookieSettings(...)")
         self.cookie = cookie
         self.csrf = CsrfTokens(key, self.session_lifetime)
+        if (
+            isinstance(token_cache_size, bool)
+            or not isinstance(token_cache_size, int)
+            or (token_cache_size < 0)
+        ):
+            raise ValueError(
+                f"token_cache_size must be an int >= 0 (0 disables); got {token_cache_size!r}"
+            )
+        # Already-verified tokens: the middleware's hot path becomes a dictionary hit.
+        self._token_cache: LRUCache[str, tuple[WalletUser, int]] | None = (
+            LRUCache(maxsize=token_cache_size) if token_cache_size else None
+        )
         self.tokens = TokenService(
             secret_key=key,
             issuer=issuer or self.uri,
@@ -348,16 +363,28 @@ class WalletAuth:
         Raises ``TokenInvalid`` otherwise. It does not consult revocations: the middleware and
         the routes use ``authenticate_bearer``, which does where revocation is enabled.
         """
+        cache = self._token_cache
+        if cache is not None:
+            hit = cache.get(token)
+            # A hit skips only the signature and the static claim checks, which cannot change
+            # for the same bytes under the same key; expiry is checked on every use.
+            if hit is not None:
+                if self.clock() < hit[1]:
+                    return hit[0]
+                cache.pop(token, None)
         claims = self.tokens.verify(token)
         sub = claims["sub"]
         userid = claims.get("userid")
         did_type = claims.get("did_type")
-        return WalletUser(
+        user = WalletUser(
             address=sub,
             userid=userid if isinstance(userid, str) else sub,
             did_type=did_type if isinstance(did_type, str) else "eth",
-            claims=claims,
+            claims=MappingProxyType(claims),  # shared by cache hits: nobody may change it
         )
+        if cache is not None:
+            cache[token] = (user, claims["exp"])
+        return user
 
     async def authenticate_signed_request(
         self, scope: Scope, params: Mapping[str, Any]
