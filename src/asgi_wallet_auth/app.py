@@ -22,12 +22,14 @@ from starlette.types import Receive, Scope, Send
 from .cookies import SAFE_METHODS, CookieSettings, CsrfTokens, read_cookies, same_origin
 from .envelope import header, read_json, send_error, send_ok, string_field
 from .errors import (
+    AuthenticationFailed,
     CsrfRejected,
     IdentityConflict,
     InvalidRequest,
     LoginRefused,
     MethodNotAllowed,
     NotFound,
+    RateLimited,
     ReplayRejected,
     SecretRejected,
     SignedRequestRejected,
@@ -38,6 +40,7 @@ from .errors import (
     WalletAuthError,
 )
 from .middleware import bearer_token
+from .ratelimit import RateLimit
 from .signatures import parse_address, parse_signature, verify_wallet_signature
 from .siwe import MAX_MESSAGE_LENGTH, SiweMessage
 from .stores.base import NonceStore
@@ -146,6 +149,7 @@ class WalletAuth:
         revocation: bool = False,
         cookie: CookieSettings | None = None,
         token_cache_size: int = 4096,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         key = secret_key.encode("utf-8") if isinstance(secret_key, str) else secret_key
         if not isinstance(key, bytes) or len(key) < 32:
@@ -260,6 +264,9 @@ class WalletAuth:
             raise ValueError(
                 f"token_cache_size must be an int >= 0 (0 disables); got {token_cache_size!r}"
             )
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise ValueError("rate_limit must be None or a RateLimit(...)")
+        self.rate_limit = rate_limit
         # Already-verified tokens: the middleware's hot path becomes a dictionary hit.
         self._token_cache: LRUCache[str, tuple[WalletUser, int]] | None = (
             LRUCache(maxsize=token_cache_size) if token_cache_size else None
@@ -281,6 +288,7 @@ class WalletAuth:
         }
         if self.revocation:
             self._routes["/logout"] = ("POST", self._logout)
+        self._limited = {self._login_random_secret, self._login, self._user_login}
         self._user_login_body_cap = max_body_size + encoded_avatar_limit(max_avatar_size)
 
     # -- credentials -----------------------------------------------------------------------
@@ -459,12 +467,43 @@ class WalletAuth:
             method, handler = self._route(scope)
             if scope["method"] != method:
                 raise MethodNotAllowed(headers={"allow": method})
-            await handler(scope, receive, send)
+            if self.rate_limit is None or handler not in self._limited:
+                await handler(scope, receive, send)
+            else:
+                await self._limited_call(handler, scope, receive, send)
         except WalletAuthError as error:
             logger.info(
                 "refused %s: code=%d (%s)", scope.get("path"), error.code, type(error).__name__
             )
             await send_error(send, error)
+
+    async def _limited_call(
+        self, handler: _Handler, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        limit = self.rate_limit
+        assert limit is not None
+        client = limit.client_key(scope)
+        refused = RateLimited(headers={"retry-after": str(limit.retry_after(self.clock()))})
+        if handler == self._login_random_secret:
+            if (
+                await self._store(limit.limiter.hit(f"secret:{client}", limit.window))
+                > limit.secrets
+            ):
+                raise refused
+            await handler(scope, receive, send)
+            return
+        # Failed logins are counted per requester, never per address: nobody can lock out a
+        # wallet they do not control. Over the limit, a login is refused before any work.
+        if (
+            await self._store(limit.limiter.count(f"fail:{client}", limit.window))
+            >= limit.failed_logins
+        ):
+            raise refused
+        try:
+            await handler(scope, receive, send)
+        except (AuthenticationFailed, InvalidRequest):
+            await self._store(limit.limiter.hit(f"fail:{client}", limit.window))
+            raise
 
     def _route(self, scope: Scope) -> tuple[str, _Handler]:
         path: str = scope["path"]
