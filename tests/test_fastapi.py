@@ -107,6 +107,19 @@ async def test_login_routes_keep_the_strict_reader_and_the_envelope(
     assert (await client.post("/auth/login_random_secret", content=b"x")).status_code == 415
 
 
+async def test_unknown_paths_and_wrong_methods_under_the_prefix_get_the_envelope(
+    client: httpx.AsyncClient,
+) -> None:
+    wrong_method = await client.get("/auth/login")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json() == {"code": 40501, "msg": "method not allowed", "data": None}
+    assert wrong_method.headers["allow"] == "POST"
+    unknown = await client.post("/auth/nope", json={})
+    assert unknown.status_code == 404 and unknown.json()["code"] == 40401
+    # Routes outside the prefix stay FastAPI's own.
+    assert (await client.get("/nope")).json() == {"detail": "Not Found"}
+
+
 async def test_refresh_and_logout_through_the_router(
     client: httpx.AsyncClient, wallet: LocalAccount
 ) -> None:

@@ -220,10 +220,11 @@ def login_router(auth: WalletAuth) -> APIRouter:
     """
     router = APIRouter(tags=["wallet login"])
 
-    def delegate(path: str) -> Callable[[Request], Awaitable[Response]]:
+    def delegate(path: str | None) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             scope = dict(request.scope)
-            scope["path"], scope["root_path"] = path, ""
+            route_path = path if path is not None else "/" + request.path_params["rest"]
+            scope["path"], scope["root_path"] = route_path, ""
             start: Message = {}
             chunks: list[bytes] = []
 
@@ -238,7 +239,7 @@ def login_router(auth: WalletAuth) -> APIRouter:
             response.raw_headers = list(start.get("headers", []))
             return response
 
-        endpoint.__name__ = "wallet_auth" + path.replace("/", "_").rstrip("_")
+        endpoint.__name__ = "wallet_auth" + (path or "/any").replace("/", "_").rstrip("_")
         return endpoint
 
     routes: list[tuple[str, str, type[BaseModel] | None, type[BaseModel], bool, str]] = [
@@ -267,6 +268,14 @@ def login_router(auth: WalletAuth) -> APIRouter:
             openapi_extra=_body(body) if body is not None else None,
             dependencies=[Security(bearer_scheme)] if secured else None,
         )
+    # Everything else under the prefix (unknown paths, wrong methods) is answered by WalletAuth
+    # too, so it gets the envelope (40401, 40501) rather than FastAPI's {"detail": ...}.
+    router.add_api_route(
+        "/{rest:path}",
+        delegate(None),
+        methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        include_in_schema=False,
+    )
     return router
 
 
