@@ -15,7 +15,6 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from cachetools import LRUCache
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -267,10 +266,10 @@ class WalletAuth:
         if rate_limit is not None and not isinstance(rate_limit, RateLimit):
             raise ValueError("rate_limit must be None or a RateLimit(...)")
         self.rate_limit = rate_limit
-        # Already-verified tokens: the middleware's hot path becomes a dictionary hit.
-        self._token_cache: LRUCache[str, tuple[WalletUser, int]] | None = (
-            LRUCache(maxsize=token_cache_size) if token_cache_size else None
-        )
+        # Already-verified tokens: the middleware's hot path becomes a dictionary hit. A plain
+        # dict (oldest evicted first) costs a fraction of an LRU's bookkeeping per request.
+        self._token_cache_size = token_cache_size
+        self._token_cache: dict[str, tuple[WalletUser, int]] = {}
         self.tokens = TokenService(
             secret_key=key,
             issuer=issuer or self.uri,
@@ -372,14 +371,15 @@ class WalletAuth:
         the routes use ``authenticate_bearer``, which does where revocation is enabled.
         """
         cache = self._token_cache
-        if cache is not None:
-            hit = cache.get(token)
-            # A hit skips only the signature and the static claim checks, which cannot change
-            # for the same bytes under the same key; expiry is checked on every use.
-            if hit is not None:
-                if self.clock() < hit[1]:
-                    return hit[0]
-                cache.pop(token, None)
+        hit = cache.get(token)
+        # A hit skips only the signature and the static claim checks, which cannot change for
+        # the same bytes under the same key; expiry is checked on every use.
+        if hit is not None:
+            if self.clock() < hit[1]:
+                return hit[0]
+            cache.pop(token, None)
+        if _TOKEN_RE.fullmatch(token) is None:  # cheap refusal before PyJWT
+            raise TokenInvalid()
         claims = self.tokens.verify(token)
         sub = claims["sub"]
         userid = claims.get("userid")
@@ -390,7 +390,9 @@ class WalletAuth:
             did_type=did_type if isinstance(did_type, str) else "eth",
             claims=MappingProxyType(claims),  # shared by cache hits: nobody may change it
         )
-        if cache is not None:
+        if self._token_cache_size:
+            if len(cache) >= self._token_cache_size:
+                cache.pop(next(iter(cache)), None)  # the oldest entry: dicts keep insertion order
             cache[token] = (user, claims["exp"])
         return user
 
@@ -785,6 +787,8 @@ def _signed_userid(userid: str) -> str:
         raise SignedRequestRejected() from None
 
 
+# base64url segments separated by dots: anything else cannot be one of our tokens.
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 _ADDRESS_LIKE = re.compile(r"0x[0-9a-fA-F]{40}")
 # ASCII digits only: str.isdigit() also accepts superscripts, which int() then refuses.
 _DIGITS = re.compile(r"[0-9]{1,16}")
