@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import json
 import platform
 import shutil
@@ -56,7 +57,21 @@ class Row:
     anchor: str
 
 
+LOOP = asyncio.new_event_loop()
+
+
 def time_per_call(fn: Callable[[], Any], number: int) -> float:
+    """Microseconds per call; an ``async def`` candidate runs ``number`` times in one loop entry,
+    so the event loop's own start-up is not charged to it."""
+    if inspect.iscoroutinefunction(fn):
+
+        async def run() -> float:
+            start = time.perf_counter()
+            for _ in range(number):
+                await fn()
+            return time.perf_counter() - start
+
+        return LOOP.run_until_complete(run()) / number * 1e6
     start = time.perf_counter()
     for _ in range(number):
         fn()
@@ -68,7 +83,7 @@ def compare(
 ) -> list[Row]:
     """Interleaved rounds; per-round ratios against ``anchor``; medians of both."""
     for fn in candidates.values():  # warm up caches and lazy imports
-        fn()
+        time_per_call(fn, 1)
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
         for name, fn in candidates.items():
@@ -115,7 +130,7 @@ class AsgiDriver:
     """Calls an ASGI app in process, many times per event-loop entry."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = LOOP
 
     def call(self, app: Any, scope: dict[str, Any], body: bytes = b"") -> tuple[int, bytes]:
         return self.loop.run_until_complete(self._call(app, scope, body))
@@ -188,11 +203,13 @@ def login_candidates(driver: AsgiDriver, logins: int) -> dict[str, Callable[[], 
     # Signed before timing starts: the wallet's work is not the service's.
     refill(logins)
 
-    def whole_login() -> None:
-        status, _ = driver.call(
+    async def whole_login() -> None:
+        status, _ = await driver._call(
             auth, http_scope("POST", "/login_random_secret", json_headers), secret_body
         )
-        status2, _ = driver.call(auth, http_scope("POST", "/login", json_headers), pool.pop())
+        status2, _ = await driver._call(
+            auth, http_scope("POST", "/login", json_headers), pool.pop()
+        )
         assert status == 200 and status2 == 200
 
     rec = recovery_candidates()
@@ -318,6 +335,143 @@ def store_candidates(
     return candidates
 
 
+def refusal_candidates(driver: AsgiDriver) -> dict[str, Callable[[], Any]]:
+    """What garbage costs: refusals at each depth of the login, against one recovery."""
+    account = Account.from_key(KEY)
+    auth = WalletAuth(secret_key=SECRET, domain="example.com", uri="https://example.com")
+    json_headers = [(b"content-type", b"application/json")]
+    garbage = json.dumps(
+        {"login_random_secret": "x", "signature": "0x00", "wallet_address": "nope"}
+    ).encode()
+    secret = json.loads(
+        driver.call(
+            auth,
+            http_scope("POST", "/login_random_secret", json_headers),
+            json.dumps({"wallet_address": account.address}).encode(),
+        )[1]
+    )["data"]
+    other = Account.from_key("0x" + "22" * 32)
+    sig = other.sign_message(encode_defunct(text=secret)).signature.hex()
+    wrong_signer = json.dumps(
+        {
+            "login_random_secret": secret,
+            "signature": sig if sig.startswith("0x") else "0x" + sig,
+            "wallet_address": account.address,
+        }
+    ).encode()
+    scope = http_scope("POST", "/login", json_headers)
+
+    def refused(body: bytes, status: int, call_scope: dict[str, Any] = scope) -> Callable[[], Any]:
+        async def call() -> None:
+            assert (await driver._call(auth, call_scope, body))[0] == status
+
+        return call
+
+    return {
+        "coincurve floor": recovery_candidates()["coincurve floor"],
+        "refused: wrong content type": refused(garbage, 415, http_scope("POST", "/login", [])),
+        "refused: malformed fields": refused(garbage, 400),
+        "refused: wrong signer (after recovery)": refused(wrong_signer, 401),
+    }
+
+
+def memory_per_secret(count: int) -> float:
+    """Bytes per outstanding secret in MemoryNonceStore, measured in a fresh interpreter."""
+    code = f"""
+import asyncio, secrets, tracemalloc
+from asgi_wallet_auth import MemoryNonceStore
+store = MemoryNonceStore(maxsize={count})
+address = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
+keys = [f"login:{{address}}:{{secrets.token_hex(20)}}" for _ in range({count})]
+tracemalloc.start()
+before = tracemalloc.get_traced_memory()[0]
+async def fill():
+    for key in keys:
+        await store.put(key, "1", 300)
+asyncio.run(fill())
+after = tracemalloc.get_traced_memory()[0]
+print((after - before) / {count})
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def under_uvicorn(seconds: int, rounds: int) -> tuple[float, float] | None:
+    """Requests per second of the bare app and of the middleware, under uvicorn, driven by wrk."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    bench = ROOT / "benchmarks"
+    token = subprocess.run(
+        [sys.executable, str(bench / "server_app.py"), "token"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    results: dict[str, list[float]] = {"bare": [], "wrapped": []}
+    for _ in range(rounds):
+        for name in results:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    f"server_app:{name}",
+                    "--port",
+                    str(port),
+                    "--host",
+                    "127.0.0.1",
+                    "--http",
+                    "httptools",
+                    "--loop",
+                    "uvloop",
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=bench,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                        break
+                    except OSError:
+                        time.sleep(0.05)
+                out = subprocess.run(
+                    [
+                        wrk,
+                        "-t1",
+                        "-c32",
+                        f"-d{seconds}s",
+                        "-H",
+                        f"Authorization: Bearer {token}",
+                        f"http://127.0.0.1:{port}/me",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=seconds + 30,
+                ).stdout
+                rps = next(
+                    float(line.split()[1])
+                    for line in out.splitlines()
+                    if line.startswith("Requests/sec")
+                )
+                results[name].append(rps)
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+    ratios = [w / b for w, b in zip(results["wrapped"], results["bare"], strict=True)]
+    return statistics.median(results["bare"]), statistics.median(ratios)
+
+
 def parsing_candidates() -> dict[str, Callable[[], Any]]:
     candidates: dict[str, Callable[[], Any]] = {
         "asgi-wallet-auth SiweMessage.parse": lambda: SiweMessage.parse(SIWE_TEXT)
@@ -331,7 +485,36 @@ def parsing_candidates() -> dict[str, Callable[[], Any]]:
     return candidates
 
 
-def render_markdown(rows: list[Row], rounds: int) -> str:
+def chart(rows: list[Row], path: Path) -> None:
+    """A bar chart of the ratios, where matplotlib is installed (pip install matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no chart written")
+        return
+    shown = [r for r in rows if r.name != r.anchor]
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(shown) + 1))
+    ax.barh([f"{r.group}: {r.name}" for r in shown], [r.ratio for r in shown], color="#4a7ab0")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("ratio to the group's anchor (same run, median; log scale)")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+def render_markdown(
+    rows: list[Row],
+    rounds: int,
+    per_secret: float,
+    count: int,
+    served: tuple[float, float] | None,
+) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -349,6 +532,22 @@ def render_markdown(rows: list[Row], rounds: int) -> str:
         lines.append(f"| {r.group} | {r.name} | {r.median_us:.1f} | {r.ratio:.2f}x | {r.anchor} |")
     lines += [
         "",
+        f"Memory: {per_secret:.0f} bytes per outstanding secret in `MemoryNonceStore` with"
+        f" {count:,} secrets outstanding (tracemalloc, fresh interpreter; key and value included).",
+        "",
+    ]
+    if served is None:
+        lines.append("Under uvicorn: not measured (wrk was not installed).")
+    else:
+        lines.append(
+            f"Under uvicorn (httptools, uvloop; wrk -t1 -c32 on loopback): the bare app served"
+            f" {served[0]:,.0f} requests/s; with `WalletAuthMiddleware` and a valid token,"
+            f" {served[1]:.2f}x of that (median of per-round ratios)."
+        )
+    lines.append("")
+    lines.append("![ratios](benchmarks.png)")
+    lines += [
+        "",
         "Groups:",
         "- *recovery*: one EIP-191 signer recovery. The floor is coincurve's recovery plus",
         "  the two Keccak hashes with no input checks at all; ours adds the strict format, v",
@@ -359,6 +558,8 @@ def render_markdown(rows: list[Row], rounds: int) -> str:
         "  trivial app,",
         "  against the same request to the bare app, both called as ASGI.",
         "- *parsing*: one EIP-4361 message parsed (siwe-py appears where it is installed).",
+        "- *refusals*: what a refused login costs at each depth, against one recovery: garbage",
+        "  is turned away in microseconds, before any curve arithmetic.",
         "- *stores*: one secret's life (a `put` and a `take`), per secret, over batches of 100,",
         "  against a redis-server on loopback started by the harness: one login at a time (two",
         "  round trips each), 100 logins at once (round trips overlap in the connection pool),",
@@ -396,6 +597,9 @@ def main() -> int:
         2000 // scale,
         args.rounds,
     )
+    rows += compare(
+        "refusals", refusal_candidates(driver), "coincurve floor", 2000 // scale, args.rounds
+    )
     pairs = 100
     with redis_server() as url:
         stores = store_candidates(driver, url, pairs)
@@ -404,6 +608,16 @@ def main() -> int:
         row.median_us /= pairs  # per secret: one put and one take
     if url is None:
         print("redis-server not installed: the Redis store rows are left out")
+    count = 100_000 if args.quick else 1_000_000
+    per_secret = memory_per_secret(count)
+    print(f"memory      {per_secret:.0f} bytes per outstanding secret at {count:,} secrets")
+    served = under_uvicorn(2 if args.quick else 5, 1 if args.quick else 3)
+    if served is None:
+        print("wrk not installed: the under-uvicorn rows are left out (apt-get install wrk)")
+    else:
+        print(
+            f"uvicorn     bare {served[0]:,.0f} req/s; with the middleware {served[1]:.2f}x of that"
+        )
     width = max(len(r.name) for r in rows)
     for r in rows:
         print(
@@ -412,7 +626,10 @@ def main() -> int:
         )
     if not args.no_write:
         out = ROOT / "docs" / "benchmarks.md"
-        out.write_text(render_markdown(rows, args.rounds), encoding="utf-8")
+        out.write_text(
+            render_markdown(rows, args.rounds, per_secret, count, served), encoding="utf-8"
+        )
+        chart(rows, ROOT / "docs" / "benchmarks.png")
         print(f"wrote {out.relative_to(ROOT)}")
     return 0
 

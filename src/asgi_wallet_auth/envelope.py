@@ -19,14 +19,13 @@ _BASE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
+# Built once: json.dumps/json.loads with options build a new encoder/decoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def render(code: int, msg: str, data: Any) -> bytes:
     """Serialise one envelope (compact, UTF-8, no NaN)."""
-    return json.dumps(
-        {"code": code, "msg": msg, "data": data},
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    ).encode("utf-8")
+    return _ENCODER.encode({"code": code, "msg": msg, "data": data}).encode("utf-8")
 
 
 async def send_json(
@@ -124,6 +123,9 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_object)
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Decode a strict JSON object: UTF-8 only, no duplicate keys, no NaN or Infinity.
 
@@ -134,7 +136,7 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InvalidRequest("request body is not valid UTF-8") from None
     try:
-        value = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_object)
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError):
         raise InvalidRequest("request body is not valid JSON") from None
     if not isinstance(value, dict):
