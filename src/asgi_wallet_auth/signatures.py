@@ -131,10 +131,12 @@ def recover_address(message: bytes, signature: Signature | str) -> str:
             sig.to_compact(), eip191_digest(message), hasher=None
         )
         uncompressed = public_key.format(compressed=False)
+        if not isinstance(uncompressed, bytes) or len(uncompressed) != 65:
+            raise SignatureMismatch()
+        # Never derive an identity from a point that is not on the curve, whatever returned it.
+        coincurve.PublicKey(uncompressed)
     except Exception as exc:  # coincurve raises ValueError, TypeError or its own errors
         raise SignatureMismatch() from exc
-    if not isinstance(uncompressed, bytes) or len(uncompressed) != 65:
-        raise SignatureMismatch()
     return public_key_to_address(uncompressed)
 
 

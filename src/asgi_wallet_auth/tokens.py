@@ -28,6 +28,8 @@ RESERVED_CLAIMS = frozenset(
 HMAC_KEY_SIZES = {"HS256": 32, "HS384": 48, "HS512": 64}
 HMAC_ALGORITHMS = tuple(HMAC_KEY_SIZES)
 MAX_TOKEN_LENGTH = 4096
+#: The largest time claim accepted (Unix seconds): far beyond any real date, exact as a float.
+MAX_TIME = 2**53
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,9 @@ class TokenService:
         now = self._clock()
         exp, iat, auth_time = claims["exp"], claims["iat"], claims["auth_time"]
         for value in (exp, iat, auth_time):
-            if type(value) is not int:  # bool and float are refused too
+            # Integers only (bool and float refused), and small enough to meet a float clock:
+            # 10**400 would overflow the comparison below instead of failing it.
+            if type(value) is not int or not 0 <= value <= MAX_TIME:
                 raise TokenInvalid()
         if not isinstance(claims["sub"], str) or not isinstance(claims["jti"], str):
             raise TokenInvalid()
@@ -147,7 +151,9 @@ class TokenService:
         if exp > auth_time + self.session_lifetime:
             raise TokenInvalid()
         nbf = claims.get("nbf")
-        if nbf is not None and (type(nbf) is not int or now + self._leeway < nbf):
+        if nbf is not None and (
+            type(nbf) is not int or not 0 <= nbf <= MAX_TIME or now + self._leeway < nbf
+        ):
             raise TokenInvalid()
         return claims
 
@@ -155,6 +161,7 @@ class TokenService:
 __all__ = [
     "HMAC_ALGORITHMS",
     "HMAC_KEY_SIZES",
+    "MAX_TIME",
     "MAX_TOKEN_LENGTH",
     "REQUIRED_CLAIMS",
     "RESERVED_CLAIMS",
