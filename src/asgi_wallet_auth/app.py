@@ -474,8 +474,9 @@ class WalletAuth:
             else:
                 await self._limited_call(handler, scope, receive, send)
         except WalletAuthError as error:
+            # %r: the path is client input, and a newline in it must not forge a log line.
             logger.info(
-                "refused %s: code=%d (%s)", scope.get("path"), error.code, type(error).__name__
+                "refused %r: code=%d (%s)", scope.get("path"), error.code, type(error).__name__
             )
             await send_error(send, error)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -124,6 +125,27 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_object)
+#: Deepest nesting accepted in a request body; the login bodies are flat objects.
+MAX_JSON_DEPTH = 64
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _too_deep(text: str) -> bool:
+    # Counting brackets is C-speed; only a body with many of them gets the exact walk, which
+    # skips over strings. The decoder's own recursion limit is not relied on: an application
+    # may raise it, and a bomb in an ignored field would then be parsed in full.
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif token in ("]", "}"):
+            depth -= 1
+    return False
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -135,6 +157,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("request body is not valid UTF-8") from None
+    if _too_deep(text):
+        raise InvalidRequest("request body is nested too deeply")
     try:
         value = _DECODER.decode(text)
     except (ValueError, RecursionError):

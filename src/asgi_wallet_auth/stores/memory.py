@@ -1,15 +1,20 @@
-"""An in-process nonce store on ``cachetools``: the default for one worker."""
+"""An in-process nonce store in one compact dict: the default for one worker."""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import time
 from collections.abc import Callable
 
-from cachetools import TLRUCache
+# Most entries are login secrets whose value is the marker "1": for those the dict keeps only the
+# expiry time, and a (value, expiry) pair for anything else.
+_MARKER = "1"
+_Entry = float | tuple[str, float]
 
 
-def _expires_at(_key: str, value: tuple[str, float], _now: float) -> float:
-    return value[1]
+def _expiry(entry: _Entry) -> float:
+    return entry if isinstance(entry, float) else entry[1]
 
 
 class StoreFull(RuntimeError):
@@ -17,18 +22,22 @@ class StoreFull(RuntimeError):
 
 
 class MemoryNonceStore:
-    """Single-use values in a bounded ``cachetools.TLRUCache`` (a TTL cache with per-key lifetimes).
+    """Single-use values with per-key lifetimes, bounded, in one process.
 
-    Each key lives for the ``ttl`` given to ``put``. At ``maxsize`` live entries the least recently
-    used are evicted: a login whose secret was evicted fails closed (the secret is unknown), so the
-    bound protects memory without ever letting a value be redeemed twice. Eviction suits values
-    whose absence means "refuse" (login secrets); it does not suit markers whose presence means
-    "refuse" (replay markers, revoked token ids), which must not be dropped early.
+    Keys are kept as 16-byte BLAKE2b digests and marker values as bare expiry times, in one
+    insertion-ordered dict: about 120 bytes per outstanding secret at a million of them, where a
+    ``cachetools.TLRUCache`` with the text keys needs over 400 (``benchmarks/run.py`` measures it).
+    A value is live while the clock is before its expiry. Expired entries are dropped when read
+    and in bulk when the store fills up.
 
-    With ``evict=False`` the store never drops a live entry: when it is full, ``put`` raises
-    ``StoreFull`` (a 503 to the client) instead. Use that for replay markers.
+    At ``maxsize`` live entries the store evicts the oldest tenth (``evict=True``, the default):
+    a login whose secret was evicted fails closed (the secret is unknown), so the bound protects
+    memory without ever letting a value be redeemed twice. That suits values whose absence means
+    "refuse" (login secrets), not markers whose presence means "refuse" (replay markers, revoked
+    token ids): with ``evict=False`` the store never drops a live entry, and when full ``put``
+    raises ``StoreFull`` (a 503 to the client) instead.
 
-    Operations never await between reading and writing the cache, which makes them atomic on the
+    Operations never await between reading and writing the dict, which makes them atomic on the
     event loop. Not shared between processes: with several workers use ``RedisNonceStore``.
     """
 
@@ -39,13 +48,15 @@ class MemoryNonceStore:
         clock: Callable[[], float] = time.monotonic,
         evict: bool = True,
     ) -> None:
-        if maxsize < 1:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ValueError("MemoryNonceStore maxsize must be at least 1; pass maxsize=100_000")
+        self._maxsize = maxsize
         self._clock = clock
         self._evict = evict
-        self._cache: TLRUCache[str, tuple[str, float]] = TLRUCache(
-            maxsize=maxsize, ttu=_expires_at, timer=clock
-        )
+        self._cache: dict[bytes, _Entry] = {}
+        # A full non-evicting store rescans at most once a second, so a flood cannot make every
+        # put an O(n) scan.
+        self._next_purge = float("-inf")
 
     @property
     def evicts(self) -> bool:
@@ -54,35 +65,59 @@ class MemoryNonceStore:
 
     @property
     def maxsize(self) -> int:
-        """How many live entries the store keeps before evicting the oldest."""
-        return int(self._cache.maxsize)
+        """How many live entries the store keeps."""
+        return self._maxsize
+
+    @staticmethod
+    def _digest(key: str) -> bytes:
+        # 2**-128 collision odds for far less memory than the text of the key.
+        return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def _make_room(self, now: float) -> None:
+        cache = self._cache
+        if self._evict or now >= self._next_purge:
+            self._cache = cache = {k: e for k, e in cache.items() if _expiry(e) > now}
+            self._next_purge = now + 1.0
+        if len(cache) < self._maxsize:
+            return
+        if not self._evict:
+            raise StoreFull("nonce store is full and may not evict")
+        # Drop the oldest tenth at once: eviction stays amortised O(1) per put.
+        drop = max(1, self._maxsize // 10)
+        self._cache = dict(itertools.islice(cache.items(), drop, None))
 
     async def put(self, key: str, value: str, ttl: float) -> bool:
         """Store ``value`` under ``key`` for ``ttl`` seconds; False (and no change) if it exists."""
-        if ttl <= 0:
+        if not ttl > 0:
             raise ValueError("ttl must be positive")
-        cache = self._cache
-        if key in cache:  # `in` honours expiry, so an expired key may be reused
-            return False
-        if not self._evict and len(cache) >= cache.maxsize:
-            cache.expire()
-            if len(cache) >= cache.maxsize:
-                raise StoreFull("nonce store is full and may not evict")
-        cache[key] = (value, self._clock() + ttl)
+        digest = self._digest(key)
+        now = self._clock()
+        entry = self._cache.get(digest)
+        if entry is not None:
+            if _expiry(entry) > now:
+                return False
+            del self._cache[digest]
+        if len(self._cache) >= self._maxsize:
+            self._make_room(now)
+        expires = float(now + ttl)
+        self._cache[digest] = expires if value == _MARKER else (value, expires)
         return True
 
     async def take(self, key: str) -> str | None:
         """Remove and return the live value under ``key``, or None if absent or expired."""
-        item = self._cache.pop(key, None)
-        return None if item is None else item[0]
+        entry = self._cache.pop(self._digest(key), None)
+        if entry is None or _expiry(entry) <= self._clock():
+            return None
+        return _MARKER if isinstance(entry, float) else entry[0]
 
     async def exists(self, key: str) -> bool:
         """Whether a live value is stored under ``key`` (nothing is consumed)."""
-        return key in self._cache
+        entry = self._cache.get(self._digest(key))
+        return entry is not None and _expiry(entry) > self._clock()
 
     def __len__(self) -> int:
-        self._cache.expire()
-        return len(self._cache)
+        now = self._clock()
+        return sum(1 for entry in self._cache.values() if _expiry(entry) > now)
 
 
 __all__ = ["MemoryNonceStore", "StoreFull"]
