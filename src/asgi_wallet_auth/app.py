@@ -320,8 +320,8 @@ class WalletAuth:
             cookie_value = read_cookies(scope).get(self.cookie.csrf_cookie_name)
         except WalletAuthError:
             raise CsrfRejected() from None
-        if sent is None or not cookie_value:
-            raise CsrfRejected()
+        if sent is None or not cookie_value or not sent.isascii() or not cookie_value.isascii():
+            raise CsrfRejected()  # compare_digest would raise on non-ASCII text
         token = sent.decode("latin-1")
         if not hmac.compare_digest(token, cookie_value) or not self.csrf.valid(
             token, CsrfTokens.session_id(dict(user.claims))

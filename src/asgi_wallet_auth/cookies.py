@@ -119,7 +119,7 @@ def same_origin(scope: Scope, uri: str) -> bool:
         return False
     scheme, _, rest = uri.partition("://")
     expected = f"{scheme}://{rest.split('/', 1)[0]}"
-    return hmac.compare_digest(origin.decode("latin-1"), expected)
+    return hmac.compare_digest(origin, expected.encode("utf-8"))  # bytes: any byte is safe
 
 
 __all__ = ["SAFE_METHODS", "CookieSettings", "CsrfTokens", "read_cookies", "same_origin"]
