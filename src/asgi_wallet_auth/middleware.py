@@ -106,6 +106,9 @@ async def _signed_params_from_body(
     content_type = header(scope, b"content-type") or b""
     if content_type.split(b";")[0].strip().lower() != b"application/json":
         return None, receive
+    declared = header(scope, b"content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return None, receive  # too large to inspect (or unreadable): not read at all here
     messages: list[Message] = []
     size = 0
     complete = False
