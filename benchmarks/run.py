@@ -480,8 +480,8 @@ def parsing_candidates() -> dict[str, Callable[[], Any]]:
         from siwe import SiweMessage as PeerMessage  # optional: pip install siwe
 
         candidates["siwe-py SiweMessage.from_message"] = lambda: PeerMessage.from_message(SIWE_TEXT)
-    except Exception:  # noqa: S110 - the peer is optional
-        pass
+    except Exception as exc:  # the peer is optional: say why it is missing
+        print(f"siwe-py not measured ({type(exc).__name__}); see docs/benchmarks-peers.md")
     return candidates
 
 
@@ -557,7 +557,8 @@ def render_markdown(
         "- *middleware*: one authenticated request through `WalletAuthMiddleware` to a",
         "  trivial app,",
         "  against the same request to the bare app, both called as ASGI.",
-        "- *parsing*: one EIP-4361 message parsed (siwe-py appears where it is installed).",
+        "- *parsing*: one EIP-4361 message parsed (siwe-py appears where it is installed; its",
+        "  figures from a separate environment are in [benchmarks-peers.md](benchmarks-peers.md)).",
         "- *refusals*: what a refused login costs at each depth, against one recovery: garbage",
         "  is turned away in microseconds, before any curve arithmetic.",
         "- *stores*: one secret's life (a `put` and a `take`), per secret, over batches of 100,",
