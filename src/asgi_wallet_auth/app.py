@@ -10,7 +10,6 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -584,7 +583,7 @@ class WalletAuth:
         if record is None:
             record = UserRecord(address, address, "eth", stamp, stamp)
         else:
-            record = replace(record, last_login=stamp)
+            record = record.with_logins(record.first_login, stamp)
         issued = await self._finish_login(scope, record, now)
         await self._store(self.user_store.save(record))
         logger.info("login ok: %s", address)

@@ -59,6 +59,21 @@ class UserRecord:
     avatar: bytes | None = field(default=None, repr=False)
     avatar_type: str | None = None
 
+    def with_logins(self, first_login: float, last_login: float) -> UserRecord:
+        """This record with other login times (``dataclasses.replace`` costs ~15 us a call)."""
+        return UserRecord(
+            self.userid,
+            self.address,
+            self.did_type,
+            first_login,
+            last_login,
+            self.device_keys,
+            self.nickname,
+            self.avatar_url,
+            self.avatar,
+            self.avatar_type,
+        )
+
 
 def merge_login(current: UserRecord | None, login: UserRecord, max_devices: int) -> UserRecord:
     """The user after ``login`` (one device login) is folded into ``current``.
@@ -166,10 +181,9 @@ class MemoryUserStore:
         if previous is not None:
             if previous.address != record.address:
                 self._userid_by_address.pop(previous.address, None)
-            record = replace(
-                record,
-                first_login=min(previous.first_login, record.first_login),
-                last_login=max(previous.last_login, record.last_login),
+            record = record.with_logins(
+                min(previous.first_login, record.first_login),
+                max(previous.last_login, record.last_login),
             )
         other = self._userid_by_address.get(record.address)
         if other is not None and other != record.userid:
