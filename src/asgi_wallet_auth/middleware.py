@@ -175,7 +175,13 @@ class WalletAuthMiddleware:
         if token is None and scope["type"] == "websocket":
             token = query_token(scope)
         if token is not None:
-            user = await self.auth.authenticate_bearer(token)
+            # Without revocation the check is synchronous: no coroutine on the hot path.
+            auth = self.auth
+            user = (
+                await auth.authenticate_bearer(token)
+                if auth.revocation
+                else auth.authenticate_token(token)
+            )
             return user, AuthCredentials(["authenticated"]), receive
         cookie_token = self.auth.cookie_token(scope)
         if cookie_token is not None:
