@@ -31,6 +31,7 @@ from tests.conftest import (
     sign_text,
 )
 from tests.helpers import get_secret, make_auth, siwe_text
+from tests.security.support import assert_refused, assert_token
 
 NOW_MS = int(T0 * 1000)
 USERID = "user:attack-message"
@@ -39,23 +40,6 @@ WEB3MQ_ROUTE = "/api/user_login/"
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def assert_refused(response: httpx.Response, status: int, code: int) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"code", "msg", "data"}
-    assert body["code"] == code, body
-    assert body["data"] is None
-
-
-def assert_token(response: httpx.Response) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["code"] == 0
-    data: dict[str, Any] = body["data"]
-    assert data["access_token"]
-    return data
 
 
 def signed_siwe(account: LocalAccount, secret: str, content: str) -> dict[str, Any]:

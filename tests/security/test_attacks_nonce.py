@@ -30,6 +30,7 @@ from asgi_wallet_auth.stores.redis import RedisNonceStore
 from tests.conftest import T0, URI, FakeClock, client_for, sign_text
 from tests.helpers import get_secret, make_auth, siwe_text
 from tests.redis_server import RedisServer
+from tests.security.support import assert_refused, assert_token
 
 NOW_MS = int(T0 * 1000)
 USERID = "user:attack-nonce"
@@ -39,24 +40,6 @@ WEB3MQ_ROUTE = "/api/user_login/"
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def assert_refused(response: httpx.Response, status: int, code: int) -> None:
-    """The documented refusal: status, the envelope with ``code`` and no data."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"code", "msg", "data"}
-    assert body["code"] == code, body
-    assert body["data"] is None
-
-
-def assert_token(response: httpx.Response) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["code"] == 0
-    data: dict[str, Any] = body["data"]
-    assert isinstance(data["access_token"], str) and data["access_token"]
-    return data
 
 
 def raw_fields(account: LocalAccount, secret: str, **overrides: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from asgi_wallet_auth import signatures as signatures_module
 from asgi_wallet_auth.siwe import parse_rfc3339
 from tests.conftest import SHARED, T0, URI, FakeClock, client_for, sign_text
 from tests.helpers import get_secret, make_auth, siwe_text
+from tests.security.support import assert_refused, assert_token
 
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 HALF_N = N // 2
@@ -38,23 +39,6 @@ EIP1271_VECTORS = SHARED / "vectors" / "siwe" / "eip1271.json"
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def assert_refused(response: httpx.Response, status: int, code: int) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"code", "msg", "data"}
-    assert body["code"] == code, body
-    assert body["data"] is None
-
-
-def assert_token(response: httpx.Response) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["code"] == 0
-    data: dict[str, Any] = body["data"]
-    assert data["access_token"]
-    return data
 
 
 def split(signature: str) -> tuple[int, int, int]:

@@ -33,6 +33,7 @@ from starlette.routing import Mount, Route
 from asgi_wallet_auth import MemoryUserStore, WalletAuth, WalletAuthMiddleware
 from tests.conftest import T0, URI, FakeClock, client_for, sign_text
 from tests.helpers import get_secret, login, make_auth, siwe_text
+from tests.security.support import assert_refused, assert_token
 
 DAY = 86_400
 NOW_MS = int(T0 * 1000)
@@ -42,23 +43,6 @@ WEB3MQ_ROUTE = "/api/user_login/"
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def assert_refused(response: httpx.Response, status: int, code: int) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"code", "msg", "data"}
-    assert body["code"] == code, body
-    assert body["data"] is None
-
-
-def assert_token(response: httpx.Response) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["code"] == 0
-    data: dict[str, Any] = body["data"]
-    assert data["access_token"]
-    return data
 
 
 def siwe_fields(account: LocalAccount, secret: str, **times: float) -> dict[str, Any]:
