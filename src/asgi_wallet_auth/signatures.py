@@ -7,6 +7,7 @@ address are computed directly, with every input checked before any curve arithme
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -44,8 +45,13 @@ _HIGH_NIBBLE = bytes.maketrans(b"0123456789abcdef", b"\0" * 8 + b"\x20" * 8)
 _HEX_LETTER = bytes.maketrans(b"0123456789abcdef", b"\0" * 10 + b"\x20" * 6)
 
 
+@functools.lru_cache(maxsize=4096)
 def to_checksum_address(address_hex40: str) -> str:
-    """EIP-55 form of 40 hex digits (any case, no ``0x``)."""
+    """EIP-55 form of 40 hex digits (any case, no ``0x``).
+
+    Cached: a wallet's address is checksummed for its secret request, its login and the
+    recovered signer, and the cache turns the repeats into a lookup.
+    """
     lower = address_hex40.lower().encode("ascii")
     digest = keccak256(lower).hex()[:40].encode("ascii")
     flip = int.from_bytes(digest.translate(_HIGH_NIBBLE), "big") & int.from_bytes(
