@@ -383,3 +383,23 @@ async def test_the_cache_can_be_switched_off(clock: FakeClock, wallet: LocalAcco
             await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
         ).status_code == 200
     assert auth._token_cache == {}
+
+
+@pytest.mark.parametrize(
+    ("sub", "did_type"),
+    [
+        ("admin", "eth"),
+        ("", "eth"),
+        ("0x2c7536e3605d9c16a7a3d7b1898e529396a65c23", "eth"),  # not the EIP-55 form
+        ("0x2c7536E3605D9C16a7a3D7b1898e529396a65c23", "sol"),  # a did type nobody verifies
+    ],
+)
+async def test_a_token_whose_identity_is_not_canonical_is_refused_even_with_our_key(
+    clock: FakeClock, sub: str, did_type: str
+) -> None:
+    auth = make_auth(clock)
+    claims = {"userid": sub, "did_type": did_type, "did_value": sub}
+    token = auth.tokens.issue(subject=sub, auth_time=int(clock()), extra=claims).token
+    async with client_for(build_app(auth)) as client:
+        response = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401 and response.json()["code"] == 40111

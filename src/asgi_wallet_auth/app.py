@@ -383,6 +383,14 @@ class WalletAuth:
         sub = claims["sub"]
         userid = claims.get("userid")
         did_type = claims.get("did_type")
+        verifier = self.did_verifiers.get(did_type if isinstance(did_type, str) else "eth")
+        try:
+            # Only the key holder can mint a token, but an identity that is not in its did
+            # type's canonical form is refused all the same, rather than handed to the app.
+            if verifier is None or verifier.normalize(sub) != sub:
+                raise TokenInvalid()
+        except Exception:  # a custom verifier's own error is a refusal too
+            raise TokenInvalid() from None
         user = WalletUser(
             address=sub,
             userid=userid if isinstance(userid, str) else sub,
