@@ -9,7 +9,6 @@ Size tests drive the ASGI app by hand and count ``receive`` calls.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import subprocess
 import sys
@@ -31,8 +30,9 @@ from starlette.routing import Mount, Route
 
 from asgi_wallet_auth import MemoryNonceStore, WalletAuth, WalletAuthMiddleware, WalletUser
 from asgi_wallet_auth.web3mq import encoded_avatar_limit
-from tests.conftest import T0, URI, FakeClock, client_for, sign_text
+from tests.conftest import T0, FakeClock, client_for, sign_text
 from tests.helpers import get_secret, make_auth
+from tests.security.support import web3mq_login_body
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW_MS = int(T0 * 1000)
@@ -49,32 +49,7 @@ def web3mq_body(
     account: LocalAccount, *, userid: str = "user:alice", **extra: Any
 ) -> dict[str, Any]:
     """A valid Web3MQ login body: NonceContent, the SDK template and a real wallet signature."""
-    pubkey = DEVICE.verify_key.encode().hex()
-    text = userid + "ed25519" + pubkey + "eth" + account.address + str(NOW_MS)
-    nonce = hashlib.sha3_224(text.encode()).hexdigest()
-    content = "\n".join(
-        [
-            "Web3MQ wants you to sign in with your Ethereum account:",
-            account.address,
-            "For Web3MQ register",
-            f"URI: {URI}",
-            "Version: 1",
-            f"Nonce: {nonce}",
-            "Issued At: 01/01/2026 00:00",
-        ]
-    )
-    body = {
-        "userid": userid,
-        "did_type": "eth",
-        "did_value": account.address,
-        "timestamp": NOW_MS,
-        "pubkey_type": "ed25519",
-        "pubkey_value": pubkey,
-        "signature_content": content,
-        "did_signature": sign_text(account, content),
-    }
-    body.update(extra)
-    return body
+    return web3mq_login_body(account, device=DEVICE, userid=userid, **extra)
 
 
 async def valid_body(route: str, client: httpx.AsyncClient, wallet: LocalAccount) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from asgi_wallet_auth.errors import LoginRefused
 from asgi_wallet_auth.ratelimit import MemoryRateLimiter, RateLimit
 from tests.conftest import OTHER_KEY, SECRET_KEY, T0, URI, WALLET_KEY, FakeClock, sign_text
 from tests.helpers import make_auth, siwe_text
+from tests.security.support import web3mq_login_body
 
 DAY = 86_400
 NOW_MS = int(T0 * 1000)
@@ -220,34 +221,8 @@ def high_s_twin(signature: str) -> str:
 def web3mq_body(
     account: LocalAccount, *, signer: LocalAccount | None = None, **extra: Any
 ) -> dict[str, Any]:
-    pubkey = DEVICE.verify_key.encode().hex()
     userid = extra.pop("userid", "user:alice")
-    nonce = hashlib.sha3_224(
-        (userid + "ed25519" + pubkey + "eth" + account.address + str(NOW_MS)).encode()
-    ).hexdigest()
-    content = "\n".join(
-        [
-            "Web3MQ wants you to sign in with your Ethereum account:",
-            account.address,
-            "For Web3MQ register",
-            f"URI: {URI}",
-            "Version: 1",
-            f"Nonce: {nonce}",
-            "Issued At: 01/01/2026 00:00",
-        ]
-    )
-    body = {
-        "userid": userid,
-        "did_type": "eth",
-        "did_value": account.address,
-        "timestamp": NOW_MS,
-        "pubkey_type": "ed25519",
-        "pubkey_value": pubkey,
-        "signature_content": content,
-        "did_signature": sign_text(signer or account, content),
-    }
-    body.update(extra)
-    return body
+    return web3mq_login_body(account, device=DEVICE, userid=userid, signer=signer, **extra)
 
 
 async def legacy_login(

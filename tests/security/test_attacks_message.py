@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import nacl.signing
 import pytest
-from Crypto.Hash import SHA3_224
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
@@ -31,7 +30,7 @@ from tests.conftest import (
     sign_text,
 )
 from tests.helpers import get_secret, make_auth, siwe_text
-from tests.security.support import assert_refused, assert_token
+from tests.security.support import assert_refused, assert_token, web3mq_login_body
 
 NOW_MS = int(T0 * 1000)
 USERID = "user:attack-message"
@@ -345,39 +344,8 @@ async def test_siwe_message_with_smuggled_lines_cannot_log_in(
 def web3mq_body(
     account: LocalAccount, edit: Callable[[str, str], str] | None = None
 ) -> dict[str, Any]:
-    """A Web3MQ login body whose content (SDK template) may be edited before the wallet signs it.
-
-    ``edit(content, nonce)`` returns the text to sign; NonceContent is computed independently
-    with pycryptodome's SHA3-224.
-    """
-    pubkey = DEVICE.verify_key.encode().hex()
-    text = USERID + "ed25519" + pubkey + "eth" + account.address + str(NOW_MS)
-    nonce = SHA3_224.new(text.encode("utf-8")).hexdigest()
-    content = "\n".join(
-        [
-            "Web3MQ wants you to sign in with your Ethereum account:",
-            f"    {account.address}",
-            "",
-            "    For Web3MQ register",
-            f"    URI: {URI}",
-            "    Version: 1",
-            "",
-            f"    Nonce: {nonce}",
-            "    Issued At: 01/01/2026 00:00",
-        ]
-    )
-    if edit is not None:
-        content = edit(content, nonce)
-    return {
-        "userid": USERID,
-        "did_type": "eth",
-        "did_value": account.address,
-        "timestamp": NOW_MS,
-        "pubkey_type": "ed25519",
-        "pubkey_value": pubkey,
-        "signature_content": content,
-        "did_signature": sign_text(account, content),
-    }
+    """A Web3MQ login body whose content may be edited (``edit(content, nonce)``) before signing."""
+    return web3mq_login_body(account, device=DEVICE, userid=USERID, indented=True, edit=edit)
 
 
 def _web3mq_line(prefix: str, new: str | None) -> Callable[[str, str], str]:

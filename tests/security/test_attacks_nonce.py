@@ -17,7 +17,6 @@ import anyio
 import httpx
 import nacl.signing
 import pytest
-from Crypto.Hash import SHA3_224
 from eth_account.signers.local import LocalAccount
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -27,10 +26,10 @@ from starlette.routing import Mount, Route
 
 from asgi_wallet_auth import MemoryNonceStore, MemoryUserStore, WalletAuth, WalletAuthMiddleware
 from asgi_wallet_auth.stores.redis import RedisNonceStore
-from tests.conftest import T0, URI, FakeClock, client_for, sign_text
+from tests.conftest import T0, FakeClock, client_for, sign_text
 from tests.helpers import get_secret, make_auth, siwe_text
 from tests.redis_server import RedisServer
-from tests.security.support import assert_refused, assert_token
+from tests.security.support import assert_refused, assert_token, web3mq_login_body
 
 NOW_MS = int(T0 * 1000)
 USERID = "user:attack-nonce"
@@ -89,33 +88,10 @@ def web3mq_body(
     timestamp: int = NOW_MS,
     userid: str = USERID,
 ) -> dict[str, Any]:
-    """A Web3MQ login body; NonceContent computed independently (pycryptodome SHA3-224)."""
-    pubkey = device.verify_key.encode().hex()
-    text = userid + "ed25519" + pubkey + "eth" + account.address + str(timestamp)
-    nonce = SHA3_224.new(text.encode("utf-8")).hexdigest()
-    content = "\n".join(
-        [
-            "Web3MQ wants you to sign in with your Ethereum account:",
-            f"    {account.address}",
-            "",
-            "    For Web3MQ register",
-            f"    URI: {URI}",
-            "    Version: 1",
-            "",
-            f"    Nonce: {nonce}",
-            "    Issued At: 01/01/2026 00:00",
-        ]
+    """A Web3MQ login body in the SDK's indented template."""
+    return web3mq_login_body(
+        account, device=device, userid=userid, timestamp=timestamp, indented=True
     )
-    return {
-        "userid": userid,
-        "did_type": "eth",
-        "did_value": account.address,
-        "timestamp": timestamp,
-        "pubkey_type": "ed25519",
-        "pubkey_value": pubkey,
-        "signature_content": content,
-        "did_signature": sign_text(account, content),
-    }
 
 
 @pytest.fixture

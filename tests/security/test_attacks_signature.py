@@ -16,7 +16,6 @@ import coincurve
 import httpx
 import nacl.signing
 import pytest
-from Crypto.Hash import SHA3_224
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_intended_validator, encode_typed_data
 from eth_account.signers.local import LocalAccount
@@ -25,9 +24,9 @@ from asgi_wallet_auth import MemoryUserStore, WalletAuth
 from asgi_wallet_auth import app as app_module
 from asgi_wallet_auth import signatures as signatures_module
 from asgi_wallet_auth.siwe import parse_rfc3339
-from tests.conftest import SHARED, T0, URI, FakeClock, client_for, sign_text
+from tests.conftest import SHARED, T0, FakeClock, client_for, sign_text
 from tests.helpers import get_secret, make_auth, siwe_text
-from tests.security.support import assert_refused, assert_token
+from tests.security.support import assert_refused, assert_token, web3mq_login_body
 
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 HALF_N = N // 2
@@ -85,31 +84,8 @@ def siwe_fields(account: LocalAccount, secret: str) -> dict[str, Any]:
 
 
 def web3mq_body(account: LocalAccount) -> dict[str, Any]:
-    """A genuine Web3MQ login body (NonceContent with pycryptodome's SHA3-224)."""
-    pubkey = DEVICE.verify_key.encode().hex()
-    text = USERID + "ed25519" + pubkey + "eth" + account.address + str(NOW_MS)
-    nonce = SHA3_224.new(text.encode("utf-8")).hexdigest()
-    content = "\n".join(
-        [
-            "Web3MQ wants you to sign in with your Ethereum account:",
-            account.address,
-            "For Web3MQ register",
-            f"URI: {URI}",
-            "Version: 1",
-            f"Nonce: {nonce}",
-            "Issued At: 01/01/2026 00:00",
-        ]
-    )
-    return {
-        "userid": USERID,
-        "did_type": "eth",
-        "did_value": account.address,
-        "timestamp": NOW_MS,
-        "pubkey_type": "ed25519",
-        "pubkey_value": pubkey,
-        "signature_content": content,
-        "did_signature": sign_text(account, content),
-    }
+    """A genuine Web3MQ login body (compact template)."""
+    return web3mq_login_body(account, device=DEVICE, userid=USERID)
 
 
 def nothing_stored(auth: WalletAuth) -> bool:

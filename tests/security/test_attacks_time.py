@@ -22,7 +22,6 @@ import httpx
 import jwt
 import nacl.signing
 import pytest
-from Crypto.Hash import SHA3_224
 from eth_account.signers.local import LocalAccount
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -31,9 +30,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from asgi_wallet_auth import MemoryUserStore, WalletAuth, WalletAuthMiddleware
-from tests.conftest import T0, URI, FakeClock, client_for, sign_text
+from tests.conftest import T0, FakeClock, client_for, sign_text
 from tests.helpers import get_secret, login, make_auth, siwe_text
-from tests.security.support import assert_refused, assert_token
+from tests.security.support import assert_refused, assert_token, web3mq_login_body
 
 DAY = 86_400
 NOW_MS = int(T0 * 1000)
@@ -59,30 +58,7 @@ def siwe_fields(account: LocalAccount, secret: str, **times: float) -> dict[str,
 
 
 def web3mq_body(account: LocalAccount, timestamp: int) -> dict[str, Any]:
-    pubkey = DEVICE.verify_key.encode().hex()
-    text = USERID + "ed25519" + pubkey + "eth" + account.address + str(timestamp)
-    nonce = SHA3_224.new(text.encode("utf-8")).hexdigest()
-    content = "\n".join(
-        [
-            "Web3MQ wants you to sign in with your Ethereum account:",
-            account.address,
-            "For Web3MQ register",
-            f"URI: {URI}",
-            "Version: 1",
-            f"Nonce: {nonce}",
-            "Issued At: 01/01/2026 00:00",
-        ]
-    )
-    return {
-        "userid": USERID,
-        "did_type": "eth",
-        "did_value": account.address,
-        "timestamp": timestamp,
-        "pubkey_type": "ed25519",
-        "pubkey_value": pubkey,
-        "signature_content": content,
-        "did_signature": sign_text(account, content),
-    }
+    return web3mq_login_body(account, device=DEVICE, userid=USERID, timestamp=timestamp)
 
 
 def build_app(auth: WalletAuth) -> Starlette:
