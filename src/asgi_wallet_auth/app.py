@@ -553,7 +553,6 @@ class WalletAuth:
     async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_json(scope, receive, self.max_body_size)
         secret = string_field(body, "login_random_secret", max_length=128)
-        assert secret is not None
         if _SECRET_RE.fullmatch(secret) is None:
             raise InvalidRequest("invalid login_random_secret")
         address = parse_address(string_field(body, "wallet_address", max_length=42))
@@ -619,16 +618,13 @@ class WalletAuth:
                 "unsupported did_type; supported: " + ", ".join(sorted(self.did_verifiers))
             )
         did_value = string_field(body, "did_value", max_length=128)
-        assert did_value is not None
         address = verifier.normalize(did_value)
         if body.get("pubkey_type") != "ed25519":
             raise InvalidRequest("unsupported pubkey_type; supported: ed25519")
-        pubkey_value = body.get("pubkey_value")
+        pubkey_value = string_field(body, "pubkey_value", max_length=64)
         parse_ed25519_public_key(pubkey_value)
-        assert isinstance(pubkey_value, str)
         did_signature = body.get("did_signature")
         content = string_field(body, "signature_content", max_length=MAX_MESSAGE_LENGTH)
-        assert content is not None
         nickname = check_nickname(body.get("nickname"), max_length=self.max_nickname_length)
         avatar_url = check_avatar_url(body.get("avatar_url"), max_length=2048)
         avatar = decode_avatar(body.get("avatar_base64"), max_bytes=self.max_avatar_size)

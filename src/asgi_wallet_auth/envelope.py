@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 from starlette.types import Receive, Scope, Send
 
@@ -172,6 +172,18 @@ async def read_json(scope: Scope, receive: Receive, limit: int) -> dict[str, Any
     """Content type, size cap and strict decoding, cheapest refusal first."""
     _check_content_type(scope)
     return parse_json_object(await read_body(scope, receive, limit))
+
+
+@overload
+def string_field(
+    body: Mapping[str, Any], name: str, *, max_length: int, required: Literal[True] = True
+) -> str: ...
+
+
+@overload
+def string_field(
+    body: Mapping[str, Any], name: str, *, max_length: int, required: bool
+) -> str | None: ...
 
 
 def string_field(
