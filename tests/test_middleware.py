@@ -403,3 +403,38 @@ async def test_a_token_whose_identity_is_not_canonical_is_refused_even_with_our_
     async with client_for(build_app(auth)) as client:
         response = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401 and response.json()["code"] == 40111
+
+
+async def test_the_fast_path_never_accepts_a_second_authorization_header(
+    clock: FakeClock, wallet: LocalAccount
+) -> None:
+    auth = make_auth(clock)
+    async with client_for(build_app(auth)) as client:
+        token = (await login(client, wallet, prefix="/auth"))["access_token"]
+        good = ("Authorization", f"Bearer {token}")
+        assert (await client.get("/whoami", headers=[good])).status_code == 200  # now cached
+        response = await client.get("/whoami", headers=[good, ("Authorization", "Bearer x.y.z")])
+        assert response.status_code == 401
+
+
+def test_a_websocket_query_token_never_teaches_the_fast_path_another_header(
+    auth: WalletAuth, wallet: LocalAccount
+) -> None:
+    with TestClient(build_app(auth)) as client:
+        token = _token_via_testclient(client, wallet)
+        basic = {"Authorization": "Basic dXNlcjpwYXNz"}
+        with client.websocket_connect(f"/ws?access_token={token}", headers=basic) as ws:
+            assert ws.receive_json() == {"hello": wallet.address}
+        # The same Basic header without the query token must stay anonymous.
+        response = client.get("/whoami", headers=basic)
+        assert response.json()["authenticated"] is False
+
+
+def test_shared_credentials_cannot_be_changed_by_one_request(
+    auth: WalletAuth, wallet: LocalAccount
+) -> None:
+    from asgi_wallet_auth.middleware import _AUTHENTICATED
+
+    assert list(_AUTHENTICATED.scopes) == ["authenticated"]
+    with pytest.raises(AttributeError):
+        _AUTHENTICATED.scopes.append("admin")  # type: ignore[attr-defined]

@@ -268,6 +268,7 @@ class WalletAuth:
         # Already-verified tokens: the middleware's hot path becomes a dictionary hit. A plain
         # dict (oldest evicted first) costs a fraction of an LRU's bookkeeping per request.
         self._token_cache_size = token_cache_size
+        self.token_cache_size = token_cache_size
         self._token_cache: dict[str, tuple[WalletUser, int]] = {}
         self.tokens = TokenService(
             secret_key=key,

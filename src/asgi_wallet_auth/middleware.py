@@ -16,6 +16,18 @@ if TYPE_CHECKING:
     from .app import WalletAuth
 
 _WS_POLICY_VIOLATION = 1008
+_AMBIGUOUS = b"\x00two authorization headers"  # never a cache key: forces the full path
+
+
+class _Authenticated(AuthCredentials):
+    """``AuthCredentials(["authenticated"])`` that nobody can change: one serves every request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scopes = ("authenticated",)  # type: ignore[assignment]
+
+
+_AUTHENTICATED = _Authenticated()
 
 
 def bearer_token(scope: Scope) -> str | None:
@@ -151,6 +163,12 @@ class WalletAuthMiddleware:
     def __init__(self, app: ASGIApp, *, auth: WalletAuth) -> None:
         self.app = app
         self.auth = auth
+        # Verified Authorization header values (bytes as received), only where a verdict cannot
+        # change before expiry: no revocation. The WalletAuth's own token cache backs it.
+        self._fast_size = auth.token_cache_size
+        self._fast: dict[bytes, tuple[BaseUser, int]] | None = (
+            {} if auth.token_cache_size and not auth.revocation else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate http and websocket scopes, then call the wrapped app."""
@@ -158,6 +176,20 @@ class WalletAuthMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
+        # Fast path: exactly one Authorization header whose bytes were verified before. Without
+        # revocation nothing else can change a verdict but the clock, checked here.
+        fast = self._fast
+        if fast is not None:
+            raw = None
+            for key, value in scope["headers"]:
+                if key == b"authorization":
+                    raw = value if raw is None else _AMBIGUOUS
+            hit = fast.get(raw) if raw is not None else None
+            if hit is not None and self.auth.clock() < hit[1]:
+                scope["user"] = hit[0]
+                scope["auth"] = _AUTHENTICATED
+                await self.app(scope, receive, send)
+                return
         try:
             scope["user"], scope["auth"], receive = await self._authenticate(scope, receive)
         except WalletAuthError as error:
@@ -172,6 +204,7 @@ class WalletAuthMiddleware:
         self, scope: Scope, receive: Receive
     ) -> tuple[BaseUser, AuthCredentials, Receive]:
         token = bearer_token(scope)
+        from_header = token is not None
         if token is None and scope["type"] == "websocket":
             token = query_token(scope)
         if token is not None:
@@ -182,7 +215,14 @@ class WalletAuthMiddleware:
                 if auth.revocation
                 else auth.authenticate_token(token)
             )
-            return user, AuthCredentials(["authenticated"]), receive
+            fast = self._fast
+            if fast is not None and from_header:  # only a bearer header may fill the fast path
+                raw = header(scope, b"authorization")
+                if raw is not None:
+                    if len(fast) >= self._fast_size:
+                        fast.pop(next(iter(fast)), None)
+                    fast[raw] = (user, int(user.claims["exp"]))
+            return user, _AUTHENTICATED, receive
         cookie_token = self.auth.cookie_token(scope)
         if cookie_token is not None:
             try:
@@ -191,7 +231,7 @@ class WalletAuthMiddleware:
                 # A stale cookie is not an attack: the browser simply is not logged in.
                 return UnauthenticatedUser(), AuthCredentials(), receive
             self.auth.check_cookie_request(scope, user)
-            return user, AuthCredentials(["authenticated"]), receive
+            return user, _AUTHENTICATED, receive
         if self.auth.signed_requests:
             params = _signed_params_from_headers(scope) or _signed_params_from_query(scope)
             if params is None:
@@ -200,7 +240,7 @@ class WalletAuthMiddleware:
                 )
             if params is not None:
                 user = await self.auth.authenticate_signed_request(scope, params)
-                return user, AuthCredentials(["authenticated"]), receive
+                return user, _AUTHENTICATED, receive
         return UnauthenticatedUser(), AuthCredentials(), receive
 
 
