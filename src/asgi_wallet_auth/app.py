@@ -267,7 +267,6 @@ class WalletAuth:
         self.rate_limit = rate_limit
         # Already-verified tokens: the middleware's hot path becomes a dictionary hit. A plain
         # dict (oldest evicted first) costs a fraction of an LRU's bookkeeping per request.
-        self._token_cache_size = token_cache_size
         self.token_cache_size = token_cache_size
         self._token_cache: dict[str, tuple[WalletUser, int]] = {}
         self.tokens = TokenService(
@@ -398,8 +397,8 @@ class WalletAuth:
             did_type=did_type if isinstance(did_type, str) else "eth",
             claims=MappingProxyType(claims),  # shared by cache hits: nobody may change it
         )
-        if self._token_cache_size:
-            if len(cache) >= self._token_cache_size:
+        if self.token_cache_size:
+            if len(cache) >= self.token_cache_size:
                 cache.pop(next(iter(cache)), None)  # the oldest entry: dicts keep insertion order
             cache[token] = (user, claims["exp"])
         return user

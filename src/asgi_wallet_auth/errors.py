@@ -8,6 +8,8 @@ echo a secret, a token, a signature or any other client input.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
+from typing import ClassVar
 
 
 class WalletAuthError(Exception):
@@ -16,10 +18,12 @@ class WalletAuthError(Exception):
     code: int = 50001
     status: int = 500
     msg: str = "internal error"
+    #: Headers every instance carries (a caller's ``headers`` are added over them).
+    default_headers: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     def __init__(self, msg: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
         self.msg = msg if msg is not None else type(self).msg
-        self.headers: dict[str, str] = dict(headers or {})
+        self.headers: dict[str, str] = {**self.default_headers, **(headers or {})}
         super().__init__(self.msg)
 
 
@@ -107,22 +111,16 @@ class TokenInvalid(AuthenticationFailed):
     """A bearer token that is missing where required, malformed, forged, expired or revoked."""
 
     code, msg = 40111, "access token is invalid or expired"
-
-    def __init__(self, msg: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
-        merged = {"www-authenticate": 'Bearer error="invalid_token"'}
-        merged.update(headers or {})
-        super().__init__(msg, headers=merged)
+    default_headers: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"www-authenticate": 'Bearer error="invalid_token"'}
+    )
 
 
 class TokenMissing(AuthenticationFailed):
     """A route that needs a bearer token was called without one."""
 
     code, msg = 40112, "access token required"
-
-    def __init__(self, msg: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
-        merged = {"www-authenticate": "Bearer"}
-        merged.update(headers or {})
-        super().__init__(msg, headers=merged)
+    default_headers: ClassVar[Mapping[str, str]] = MappingProxyType({"www-authenticate": "Bearer"})
 
 
 class SessionExpired(TokenInvalid):
