@@ -87,3 +87,16 @@ async def login(
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()["data"]
     return data
+
+
+def assert_error(response: httpx.Response, status: int, code: int | None = None) -> dict[str, Any]:
+    """A refusal: ``status``, the envelope with a non-zero ``code`` (``code`` if given)."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"code", "msg", "data"}
+    assert body["data"] is None
+    assert body["code"] != 0
+    if code is not None:
+        assert body["code"] == code
+    assert isinstance(body["msg"], str) and body["msg"]
+    return body

@@ -15,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from asgi_wallet_auth import MemoryNonceStore, MemoryUserStore, WalletAuth, WalletUser
 from asgi_wallet_auth.errors import LoginRefused
 from tests.conftest import DOMAIN, SECRET_KEY, T0, URI, FakeClock, client_for, sign_text
-from tests.helpers import get_secret, login, make_auth, siwe_text
+from tests.helpers import assert_error, get_secret, login, make_auth, siwe_text
 
 DAY = 86_400
 
@@ -29,18 +29,6 @@ def auth(clock: FakeClock) -> WalletAuth:
 async def client(auth: WalletAuth) -> Any:
     async with client_for(auth) as c:
         yield c
-
-
-def assert_error(response: httpx.Response, status: int, code: int | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"code", "msg", "data"}
-    assert body["data"] is None
-    assert body["code"] != 0
-    if code is not None:
-        assert body["code"] == code
-    assert isinstance(body["msg"], str) and body["msg"]
-    return body
 
 
 async def post_login(client: httpx.AsyncClient, **fields: Any) -> httpx.Response:

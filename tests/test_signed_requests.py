@@ -26,7 +26,7 @@ from starlette.types import Message, Scope
 
 from asgi_wallet_auth import WalletAuth, WalletAuthMiddleware, WalletUser
 from tests.conftest import FakeClock, client_for
-from tests.helpers import login, make_auth
+from tests.helpers import assert_error, login, make_auth
 from tests.test_web3mq import DEVICE, DEVICE_2, NOW_MS, USERID, login_body
 
 SIG = "web3mq_user_signature"
@@ -83,18 +83,6 @@ def build_app(auth: WalletAuth) -> Starlette:
         ],
         middleware=[Middleware(WalletAuthMiddleware, auth=auth)],
     )
-
-
-def assert_error(response: httpx.Response, status: int, code: int | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"code", "msg", "data"}  # the envelope, not the app's answer
-    assert body["data"] is None
-    assert body["code"] != 0
-    if code is not None:
-        assert body["code"] == code
-    assert isinstance(body["msg"], str) and body["msg"]
-    return body
 
 
 def assert_signed_in(response: httpx.Response, wallet: LocalAccount) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from tests.conftest import (
     client_for,
     sign_text,
 )
-from tests.helpers import login, make_auth
+from tests.helpers import assert_error, login, make_auth
 
 ROUTE = "/api/user_login/"
 USERID = "user:alice"
@@ -141,18 +141,6 @@ def login_body(
         "pubkey_value": pubkey_value,
     }
     body.update(profile)
-    return body
-
-
-def assert_error(response: httpx.Response, status: int, code: int | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"code", "msg", "data"}
-    assert body["data"] is None
-    assert body["code"] != 0
-    if code is not None:
-        assert body["code"] == code
-    assert isinstance(body["msg"], str) and body["msg"]
     return body
 
 
