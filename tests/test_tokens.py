@@ -134,6 +134,39 @@ def test_extra_claims_are_carried_but_cannot_override_computed_ones(
     assert verified["aud"] == AUDIENCE
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"nickname": "Zoë 🦊", "tags": ["a", "b"], "nested": {"x": None, "y": 1.5}},
+        {"huge": 2**70, "negative": -(2**65)},  # wider than orjson takes: the stdlib path
+    ],
+    ids=["unicode-and-nesting", "wide-integers"],
+)
+def test_extra_claims_of_any_json_shape_round_trip_through_pyjwt(
+    service: TokenService, extra: dict[str, Any]
+) -> None:
+    issued = service.issue(subject=SUBJECT, auth_time=NOW, extra=extra)
+    decoded = jwt.decode(
+        issued.token,
+        SECRET,
+        algorithms=["HS256"],
+        audience=AUDIENCE,
+        issuer=ISSUER,
+        options={"verify_exp": False, "verify_iat": False},  # T0 is a fixed past time
+    )
+    assert {k: decoded[k] for k in extra} == extra
+    assert service.verify(issued.token) == dict(issued.claims)
+
+
+def test_many_issued_tokens_all_carry_a_valid_mac(service: TokenService) -> None:
+    # The prepared HMAC state is copied per token: no token may inherit another's input.
+    for i in range(50):
+        issued = service.issue(subject=SUBJECT, auth_time=NOW, extra={"i": i})
+        signing_input, _, mac = issued.token.rpartition(".")
+        expected = hmac.new(SECRET, signing_input.encode("ascii"), hashlib.sha256).digest()
+        assert mac == b64url(expected)
+
+
 @pytest.mark.parametrize("algorithm", ["HS384", "HS512"])
 def test_other_pinned_hmac_algorithms_round_trip(clock: FakeClock, algorithm: str) -> None:
     service = make_service(clock, algorithm=algorithm, secret_key=LONG_SECRET)

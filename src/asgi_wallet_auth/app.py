@@ -599,13 +599,12 @@ class WalletAuth:
     async def _finish_login(self, scope: Scope, record: UserRecord, now: float) -> IssuedToken:
         # The hook runs before the user is stored: a refused login leaves no user behind.
         base = {"userid": record.userid, "did_type": record.did_type, "did_value": record.address}
-        user = WalletUser(
-            address=record.address, userid=record.userid, did_type=record.did_type, claims=base
-        )
-        extra = await self._run_hook(self.on_login, scope, user)
-        return self.tokens.issue(
-            subject=record.address, auth_time=int(now), extra={**extra, **base}
-        )
+        if self.on_login is not None:  # the user object is only built for a hook to see
+            user = WalletUser(
+                address=record.address, userid=record.userid, did_type=record.did_type, claims=base
+            )
+            base = {**await self._run_hook(self.on_login, scope, user), **base}
+        return self.tokens.issue(subject=record.address, auth_time=int(now), extra=base)
 
     async def _user_login(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_json(scope, receive, self._user_login_body_cap)

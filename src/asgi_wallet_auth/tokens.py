@@ -8,7 +8,6 @@ be switched off by an option left out.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import secrets
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+import orjson
 
 from .errors import SessionExpired, TokenInvalid
 
@@ -27,7 +27,7 @@ REQUIRED_CLAIMS = ("sub", "iat", "exp", "jti", "iss", "aud", "auth_time")
 RESERVED_CLAIMS = frozenset(
     {*REQUIRED_CLAIMS, "nbf", "access_expired_at", "userid", "did_type", "did_value"}
 )
-_HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+_HASHES = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
 _CLAIMS_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
@@ -82,7 +82,8 @@ class TokenService:
                 "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(64))'`"
             )
         self._key = secret_key
-        self._hash = _HASHES[algorithm]
+        # Keyed once: each token copies the prepared state instead of keying HMAC again.
+        self._mac = hmac.new(secret_key, digestmod=_HASHES[algorithm])
         self._header = _b64url(
             json.dumps({"alg": algorithm, "typ": "JWT"}, separators=(",", ":")).encode()
         )
@@ -120,26 +121,31 @@ class TokenService:
         if now >= session_end:
             raise SessionExpired()
         exp = min(now + int(self.lifetime), session_end)
-        claims: dict[str, Any] = dict(extra or {})
-        claims.update(
-            sub=subject,
-            iat=now,
-            exp=exp,
-            jti=secrets.token_hex(16),
-            iss=self.issuer,
-            aud=self.audience,
-            auth_time=auth_time,
-            access_expired_at=exp,
-        )
+        claims: dict[str, Any] = {**extra} if extra else {}
+        claims["sub"] = subject
+        claims["iat"] = now
+        claims["exp"] = exp
+        claims["jti"] = secrets.token_hex(16)
+        claims["iss"] = self.issuer
+        claims["aud"] = self.audience
+        claims["auth_time"] = auth_time
+        claims["access_expired_at"] = exp
         return IssuedToken(self._encode(claims), claims)
 
     def _encode(self, claims: Mapping[str, Any]) -> str:
         # Signing our own claims under our own fixed header needs no general JWS machinery:
         # PyJWT's encode spends most of its ~50 us re-checking the key on every call. Every
         # token issued here is verified by PyJWT in the tests, byte-compatible by construction.
-        payload = _b64url(_CLAIMS_ENCODER.encode(claims).encode("utf-8"))
-        signing_input = self._header + b"." + payload
-        signature = hmac.new(self._key, signing_input, self._hash).digest()
+        try:
+            payload_json = orjson.dumps(claims)  # ~0.5 us, against ~5 us for the stdlib encoder
+        except TypeError:
+            # An integer wider than 64 bits is refused by orjson but is valid JSON: the rare
+            # claim of that kind takes the stdlib path.
+            payload_json = _CLAIMS_ENCODER.encode(claims).encode("utf-8")
+        signing_input = self._header + b"." + _b64url(payload_json)
+        mac = self._mac.copy()
+        mac.update(signing_input)
+        signature = mac.digest()
         return (signing_input + b"." + _b64url(signature)).decode("ascii")
 
     def verify(self, token: str) -> dict[str, Any]:

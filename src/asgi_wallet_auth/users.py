@@ -181,10 +181,10 @@ class MemoryUserStore:
         if previous is not None:
             if previous.address != record.address:
                 self._userid_by_address.pop(previous.address, None)
-            record = record.with_logins(
-                min(previous.first_login, record.first_login),
-                max(previous.last_login, record.last_login),
-            )
+            first = min(previous.first_login, record.first_login)
+            last = max(previous.last_login, record.last_login)
+            if first != record.first_login or last != record.last_login:
+                record = record.with_logins(first, last)
         other = self._userid_by_address.get(record.address)
         if other is not None and other != record.userid:
             del self._by_userid[other]
