@@ -415,6 +415,10 @@ async def test_the_fast_path_never_accepts_a_second_authorization_header(
         assert (await client.get("/whoami", headers=[good])).status_code == 200  # now cached
         response = await client.get("/whoami", headers=[good, ("Authorization", "Bearer x.y.z")])
         assert response.status_code == 401
+        # Even the cached token sent twice is ambiguous, and refused like any two headers.
+        response = await client.get("/whoami", headers=[good, good])
+        assert response.status_code == 401
+        assert (await client.get("/whoami", headers=[good])).status_code == 200
 
 
 def test_a_websocket_query_token_never_teaches_the_fast_path_another_header(

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .app import WalletAuth
 
 _WS_POLICY_VIOLATION = 1008
-_AMBIGUOUS = b"\x00two authorization headers"  # never a cache key: forces the full path
+_AUTHENTICATED_SCOPES = ("http", "websocket")
 
 
 class _Authenticated(AuthCredentials):
@@ -166,30 +166,34 @@ class WalletAuthMiddleware:
         # Verified Authorization header values (bytes as received), only where a verdict cannot
         # change before expiry: no revocation. The WalletAuth's own token cache backs it.
         self._fast_size = auth.token_cache_size
-        self._fast: dict[bytes, tuple[BaseUser, int]] | None = (
+        self._fast: dict[bytes, tuple[int, BaseUser]] | None = (
             {} if auth.token_cache_size and not auth.revocation else None
         )
+        self._clock = auth.clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate http and websocket scopes, then call the wrapped app."""
+        # Fast path: exactly one Authorization header whose bytes were verified before. Without
+        # revocation nothing else can change a verdict but the clock, checked here.
+        fast = self._fast
+        if fast is not None and scope["type"] in _AUTHENTICATED_SCOPES:
+            raw = None
+            for key, value in scope["headers"]:
+                if key == b"authorization":
+                    if raw is not None:  # two headers: ambiguous, the full path refuses it
+                        raw = None
+                        break
+                    raw = value
+            hit = fast.get(raw)  # type: ignore[arg-type]  # None is never a key
+            if hit is not None and self._clock() < hit[0]:
+                scope["user"] = hit[1]
+                scope["auth"] = _AUTHENTICATED
+                await self.app(scope, receive, send)
+                return
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        # Fast path: exactly one Authorization header whose bytes were verified before. Without
-        # revocation nothing else can change a verdict but the clock, checked here.
-        fast = self._fast
-        if fast is not None:
-            raw = None
-            for key, value in scope["headers"]:
-                if key == b"authorization":
-                    raw = value if raw is None else _AMBIGUOUS
-            hit = fast.get(raw) if raw is not None else None
-            if hit is not None and self.auth.clock() < hit[1]:
-                scope["user"] = hit[0]
-                scope["auth"] = _AUTHENTICATED
-                await self.app(scope, receive, send)
-                return
         try:
             scope["user"], scope["auth"], receive = await self._authenticate(scope, receive)
         except WalletAuthError as error:
@@ -221,7 +225,7 @@ class WalletAuthMiddleware:
                 if raw is not None:
                     if len(fast) >= self._fast_size:
                         fast.pop(next(iter(fast)), None)
-                    fast[raw] = (user, int(user.claims["exp"]))
+                    fast[raw] = (int(user.claims["exp"]), user)
             return user, _AUTHENTICATED, receive
         cookie_token = self.auth.cookie_token(scope)
         if cookie_token is not None:
