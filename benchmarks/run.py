@@ -1,10 +1,12 @@
 """Side-by-side benchmarks: medians and same-run ratios, written to docs/benchmarks.md.
 
-    python benchmarks/run.py [--rounds 7] [--quick] [--no-write]
+    python benchmarks/run.py [--rounds 7] [--quick] [--no-write] [--peers]
 
 Candidates of one group are timed in interleaved rounds (A, B, C, A, B, C, ...) so drift on a noisy
 machine hits all of them alike; each ratio is the median of the per-round ratios. Nothing here is a
-test: no time is asserted anywhere in the suite.
+test: no time is asserted anywhere in the suite. ``--peers`` also times siwe-py, which cannot share
+this environment, from its own virtualenv (benchmarks/.peer-venv, built on first use: needs the
+network once).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
 import inspect
 import json
 import platform
@@ -28,14 +31,25 @@ from pathlib import Path
 from typing import Any
 
 import coincurve
+from baselines import DoNothingMiddleware, PyJWTBackend, pyjwt_middleware
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from asgi_wallet_auth import MemoryNonceStore, WalletAuth, WalletAuthMiddleware
 from asgi_wallet_auth.signatures import eip191_digest, keccak256, recover_address
 from asgi_wallet_auth.siwe import SiweMessage
 
 ROOT = Path(__file__).resolve().parents[1]
+PEER_VENV = ROOT / "benchmarks" / ".peer-venv"
+# siwe-py 4.4.0 pins eth-account<0.14, and fails to import with abnf 2.9 (a GrammarError on the
+# core rules): it gets a virtualenv of its own, with the abnf it was released against.
+PEER_REQUIREMENTS = ("siwe==4.4.0", "abnf==2.2.0")
 KEY = "0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 SECRET = "benchmark-secret-key-0123456789abcdef"  # noqa: S105 - a throwaway benchmark key
 SIWE_TEXT = (
@@ -219,10 +233,34 @@ def login_candidates(driver: AsgiDriver, logins: int) -> dict[str, Callable[[], 
     }
 
 
-def middleware_candidates(driver: AsgiDriver, number: int) -> dict[str, Callable[[], Any]]:
+def checked_repeats(
+    driver: AsgiDriver, apps: dict[str, Any], scope: dict[str, Any], number: int
+) -> dict[str, Callable[[], Any]]:
+    """One ``driver.repeat`` per app, each app first checked to answer 200: a refusal is fast."""
+    candidates: dict[str, Callable[[], Any]] = {}
+    for name, app in apps.items():
+        status = driver.call(app, scope)[0]
+        assert status == 200, f"{name}: status {status}"
+        # Bound now: a lambda over the loop variable would time the last app for every name.
+        candidates[name] = lambda app=app: driver.repeat(app, scope, number)
+    return candidates
+
+
+def bearer_scope(auth: WalletAuth) -> dict[str, Any]:
+    """``GET /me`` with a valid access token of ``auth`` in its ``Authorization`` header."""
     account = Account.from_key(KEY)
-    auth = WalletAuth(secret_key=SECRET, domain="example.com", uri="https://example.com")
     token = auth.tokens.issue(subject=account.address, auth_time=int(time.time())).token
+    headers = [(b"host", b"example.com"), (b"authorization", f"Bearer {token}".encode())]
+    return http_scope("GET", "/me", headers)
+
+
+def middleware_candidates(driver: AsgiDriver, number: int) -> dict[str, Callable[[], Any]]:
+    """One authenticated request to a trivial raw ASGI app, bare and behind each middleware."""
+    auth = WalletAuth(secret_key=SECRET, domain="example.com", uri="https://example.com")
+    # The same secret and claims without any token cache: every request verifies the token.
+    uncached = WalletAuth(
+        secret_key=SECRET, domain="example.com", uri="https://example.com", token_cache_size=0
+    )
     body = b'{"ok":true}'
 
     async def bare(scope: Any, receive: Any, send: Any) -> None:
@@ -235,14 +273,42 @@ def middleware_candidates(driver: AsgiDriver, number: int) -> dict[str, Callable
         )
         await send({"type": "http.response.body", "body": body})
 
-    wrapped = WalletAuthMiddleware(bare, auth=auth)
-    headers = [(b"host", b"example.com"), (b"authorization", f"Bearer {token}".encode())]
-    scope = http_scope("GET", "/me", headers)
-    assert driver.call(wrapped, scope)[0] == 200
-    return {
-        "bare app": lambda: driver.repeat(bare, scope, number),
-        "with WalletAuthMiddleware (valid token)": lambda: driver.repeat(wrapped, scope, number),
+    # WalletAuth's issuer and audience both default to its uri: the hand-written backend checks
+    # exactly the claims of the token our middleware gets.
+    apps = {
+        "bare app": bare,
+        "do-nothing pure-ASGI middleware": DoNothingMiddleware(bare),
+        "with WalletAuthMiddleware (valid token)": WalletAuthMiddleware(bare, auth=auth),
+        "with WalletAuthMiddleware, token cache off": WalletAuthMiddleware(bare, auth=uncached),
+        "hand-written PyJWT middleware": pyjwt_middleware(
+            bare, SECRET, issuer=auth.tokens.issuer, audience=auth.tokens.audience
+        ),
     }
+    return checked_repeats(driver, apps, bearer_scope(auth), number)
+
+
+def starlette_candidates(driver: AsgiDriver, number: int) -> dict[str, Callable[[], Any]]:
+    """The same request to a real Starlette app with one route, bare and behind each middleware.
+
+    The handler is the same for all three and never reads ``request.user``: the bare app has none.
+    """
+    auth = WalletAuth(secret_key=SECRET, domain="example.com", uri="https://example.com")
+    backend = PyJWTBackend(SECRET, issuer=auth.tokens.issuer, audience=auth.tokens.audience)
+
+    async def me(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    def app(*middleware: Middleware) -> Starlette:
+        return Starlette(routes=[Route("/me", me)], middleware=list(middleware))
+
+    apps = {
+        "bare Starlette app": app(),
+        "with WalletAuthMiddleware (valid token)": app(Middleware(WalletAuthMiddleware, auth=auth)),
+        "hand-written PyJWT middleware": app(
+            Middleware(AuthenticationMiddleware, backend=backend)
+        ),
+    }
+    return checked_repeats(driver, apps, bearer_scope(auth), number)
 
 
 @contextlib.contextmanager
@@ -396,11 +462,51 @@ print((after - before) / {count})
     return float(out.stdout.strip())
 
 
-def under_uvicorn(seconds: int, rounds: int) -> tuple[float, float] | None:
-    """Requests per second of the bare app and of the middleware, under uvicorn, driven by wrk.
+# server_app's apps under uvicorn, each with what it is called in the table and docs.
+SERVERS = {
+    "bare": "bare app",
+    "wrapped": "with WalletAuthMiddleware (valid token)",
+    "pyjwt": "hand-written PyJWT middleware",
+}
 
-    Both servers start once and are warmed up; then short runs alternate between them, in
-    alternating order, so drift and warm-up hit both alike. Loopback only, bounded in time.
+
+@dataclass
+class Served:
+    """Under uvicorn: the bare app's requests per second and each middleware's ratio to it."""
+
+    bare_rps: float
+    ratios: dict[str, float]  # server_app name -> median of per-round ratios to "bare"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def wait_for_status(port: int, token: str, timeout: float = 20) -> int:
+    """Wait until the server on ``port`` accepts, then return the status of one ``GET /me``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", "/me", headers={"Authorization": f"Bearer {token}"})
+            return connection.getresponse().status
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        finally:
+            connection.close()
+
+
+def under_uvicorn(seconds: int, rounds: int) -> Served | None:
+    """Requests per second of the bare app and of each middleware, under uvicorn, driven by wrk.
+
+    All servers start once, are checked to answer 200 and warmed up; then short runs go round
+    them, the order rotated each round, so drift and warm-up hit all alike. Loopback only,
+    bounded in time.
     """
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -430,15 +536,17 @@ def under_uvicorn(seconds: int, rounds: int) -> tuple[float, float] | None:
             check=True,
             timeout=duration + 30,
         ).stdout
+        # Refusals are cheap: a rate that counts any of them would flatter the middleware.
+        if "Non-2xx" in out:
+            raise RuntimeError(f"wrk saw refused requests on port {port}:\n{out}")
         return next(
             float(line.split()[1]) for line in out.splitlines() if line.startswith("Requests/sec")
         )
 
+    names = list(SERVERS)
     try:
-        for name in ("bare", "wrapped"):
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
+        for name in names:
+            port = free_port()
             servers[name] = (
                 subprocess.Popen(
                     [
@@ -464,26 +572,27 @@ def under_uvicorn(seconds: int, rounds: int) -> tuple[float, float] | None:
                 ),
                 port,
             )
-        for _, port in servers.values():
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+        for name, (_, port) in servers.items():
+            status = wait_for_status(port, token)
+            assert status == 200, f"server_app:{name}: status {status}"
             load(port, 1)  # warm-up, discarded
-        results: dict[str, list[float]] = {"bare": [], "wrapped": []}
+        results: dict[str, list[float]] = {name: [] for name in names}
         for round_ in range(rounds):
-            order = ("bare", "wrapped") if round_ % 2 == 0 else ("wrapped", "bare")
-            for name in order:
+            shift = round_ % len(names)  # each server goes first, middle and last in turn
+            for name in names[shift:] + names[:shift]:
                 results[name].append(load(servers[name][1], seconds))
     finally:
         for process, _ in servers.values():
             process.terminate()
             process.wait(timeout=10)
-    ratios = [w / b for w, b in zip(results["wrapped"], results["bare"], strict=True)]
-    return statistics.median(results["bare"]), statistics.median(ratios)
+    ratios = {
+        name: statistics.median(
+            [w / b for w, b in zip(results[name], results["bare"], strict=True)]
+        )
+        for name in names
+        if name != "bare"
+    }
+    return Served(statistics.median(results["bare"]), ratios)
 
 
 def parsing_candidates() -> dict[str, Callable[[], Any]]:
@@ -497,6 +606,91 @@ def parsing_candidates() -> dict[str, Callable[[], Any]]:
     except Exception as exc:  # the peer is optional: say why it is missing
         print(f"siwe-py not measured ({type(exc).__name__}); see docs/benchmarks-peers.md")
     return candidates
+
+
+def project_copy(destination: Path) -> Path:
+    """What ``pip install`` needs of this project, copied: a build in the work tree itself
+    leaves ``build/`` behind and rewrites ``src/*.egg-info`` under the other engineers' feet."""
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, destination / name)
+    shutil.copytree(
+        ROOT / "src",
+        destination / "src",
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+    )
+    return destination
+
+
+def peer_python() -> Path:
+    """The peer virtualenv's interpreter, with siwe-py and the current project installed.
+
+    The virtualenv is made once and reused; the project is reinstalled on every run (pip rebuilds
+    a local directory) so the peers are timed against the code in the work tree, not a stale copy.
+    Raises ``OSError`` or ``subprocess.SubprocessError`` when it cannot be built (no network).
+    """
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {PEER_VENV.relative_to(ROOT)} (first --peers run)")
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(PEER_VENV)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+    with tempfile.TemporaryDirectory() as workdir:
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--retries",
+                "1",  # offline, fail in seconds rather than after pip's five retries
+                *PEER_REQUIREMENTS,
+                str(project_copy(Path(workdir))),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=900,
+        )
+    return python
+
+
+def peer_rows(number: int, rounds: int) -> list[Row]:
+    """siwe-py's rows, timed by peers.py in the peer virtualenv; none (and why) if it fails.
+
+    A missing peer never fails the run: these rows are the only ones that need the network.
+    """
+    try:
+        python = peer_python()
+        out = subprocess.run(
+            [
+                str(python),
+                str(ROOT / "benchmarks" / "peers.py"),
+                "--number",
+                str(number),
+                "--rounds",
+                str(rounds),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=1800,
+        ).stdout
+        # The rows are the last line: anything a library prints on import comes before.
+        return [Row(**fields) for fields in json.loads(out.strip().splitlines()[-1])]
+    except subprocess.CalledProcessError as exc:
+        # pip's warnings (about this machine's extra indexes, say) would hide its error.
+        lines = (exc.stderr or exc.stdout or "").strip().splitlines()
+        tail = "\n".join([line for line in lines if not line.startswith("WARNING:")][-5:])
+        print(f"siwe-py peers not measured: {' '.join(map(str, exc.cmd[:4]))} ... failed:\n{tail}")
+    except (OSError, subprocess.SubprocessError, ValueError, TypeError, IndexError) as exc:
+        print(f"siwe-py peers not measured: {type(exc).__name__}: {exc}")
+    return []
 
 
 def chart(rows: list[Row], path: Path) -> None:
@@ -527,12 +721,14 @@ def render_markdown(
     rounds: int,
     per_secret: float,
     count: int,
-    served: tuple[float, float] | None,
+    served: Served | None,
 ) -> str:
+    peers = any(r.group.endswith("(peers)") for r in rows)
+    command = "python benchmarks/run.py" + (" --peers" if peers else "")
     lines = [
         "# Benchmarks",
         "",
-        "Written by `python benchmarks/run.py` (numbers below are from its last run).",
+        f"Written by `{command}` (numbers below are from its last run).",
         f"Each group is timed in {rounds} interleaved rounds; a ratio is the median of",
         "per-round ratios against the group's anchor, so it holds even when the machine's",
         "speed drifts. Absolute times are indicative only.",
@@ -555,10 +751,12 @@ def render_markdown(
     else:
         lines.append(
             f"Under uvicorn (httptools, uvloop; wrk -t1 -c32 on loopback): the bare app served"
-            f" {served[0]:,.0f} requests/s; with `WalletAuthMiddleware` and a valid token,"
-            f" {served[1]:.2f}x of that (median of per-round ratios; both servers warmed up, then"
-            " short wrk runs alternating between them in alternating order). On two shared cores"
-            " single runs of this row spread by about ±5%, so read it as a range."
+            f" {served.bare_rps:,.0f} requests/s; with `WalletAuthMiddleware` and a valid token,"
+            f" {served.ratios['wrapped']:.2f}x of that; with the hand-written PyJWT middleware"
+            f" around the same app, {served.ratios['pyjwt']:.2f}x (medians of per-round ratios;"
+            " the three servers checked to answer 200 and warmed up, then short wrk runs going"
+            " round them, the order rotated each round). On two shared cores single runs of"
+            " `WalletAuthMiddleware`'s ratio spread by about ±5%, so read it as a range."
         )
     lines.append("")
     lines.append("![ratios](benchmarks.png)")
@@ -570,11 +768,32 @@ def render_markdown(
         "  and low-s checks and the EIP-55 checksum.",
         "- *login*: `POST /login_random_secret` then `POST /login` on the app alone, called",
         "  as ASGI (memory stores), against the same floor.",
-        "- *middleware*: one authenticated request through `WalletAuthMiddleware` to a",
-        "  trivial app,",
-        "  against the same request to the bare app, both called as ASGI.",
-        "- *parsing*: one EIP-4361 message parsed (siwe-py appears where it is installed; its",
-        "  figures from a separate environment are in [benchmarks-peers.md](benchmarks-peers.md)).",
+        "- *middleware*: one request with a valid bearer token to a trivial raw ASGI app, called",
+        "  as ASGI: bare (the anchor); behind a do-nothing pure-ASGI middleware (the cost floor of",
+        "  any middleware layer); behind `WalletAuthMiddleware`, which answers the repeated token",
+        "  from its cache of verified `Authorization` headers; behind `WalletAuthMiddleware` with",
+        "  `token_cache_size=0`, which verifies it on every request; and behind a hand-written",
+        "  one, Starlette's `AuthenticationMiddleware` with a backend calling PyJWT's",
+        '  `jwt.decode(token, secret, algorithms=["HS256"], audience=..., issuer=...)` on every',
+        "  request (`benchmarks/baselines.py`). Every candidate checks the same token.",
+        "- *middleware (Starlette app)*: the same request to a real `Starlette` app with one",
+        "  route returning `JSONResponse({\"ok\": True})` (the anchor), then that app with",
+        "  `Middleware(WalletAuthMiddleware, ...)` and with the hand-written PyJWT middleware.",
+        "  The handler is the same in all three and does not read `request.user`.",
+        "- *parsing*: one EIP-4361 message parsed (siwe-py appears where it is installed in this",
+        "  environment; `--peers` times it in its own, below).",
+        "- *parsing (peers)*, *verification (peers)*: only with `--peers`. siwe-py 4.4.0 cannot",
+        "  share this environment (see [benchmarks-peers.md](benchmarks-peers.md)), so",
+        "  `benchmarks/peers.py` runs in `benchmarks/.peer-venv` (siwe 4.4.0, abnf 2.2.0 and this",
+        "  project) and times both libraries in its one process, in the same interleaved rounds.",
+        "  Parsing: the message of *parsing*, through siwe-py's default ABNF parser and its regex",
+        "  parser (`from_message(text, abnf=False)`). Verification: a message signed with",
+        "  eth-account, each library with each siwe-py parser;",
+        "  ours parses, calls `validate` (domain, URI, nonce, address, chain id, time window) and",
+        "  checks that `recover_address` gives the message's address; siwe-py's `from_message`",
+        "  then `verify(signature, domain=..., nonce=..., timestamp=...)`, which checks the",
+        "  domain, the nonce and the time window (not the URI or the chain id), builds a `Web3`",
+        "  object and recovers the signer with eth-account.",
         "- *refusals*: what a refused login costs at each depth, against one recovery: garbage",
         "  is turned away in microseconds, before any curve arithmetic.",
         "- *stores*: one secret's life (a `put` and a `take`), per secret, over batches of 100,",
@@ -591,6 +810,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="fewer iterations, for a smoke run")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also time siwe-py from benchmarks/.peer-venv (built on first use: needs the network)",
+    )
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     driver = AsgiDriver()
@@ -602,11 +826,18 @@ def main() -> int:
     logins = login_candidates(driver, login_number * args.rounds + 1)
     rows += compare("login", logins, "coincurve floor", login_number, args.rounds)
     mw_number = 5000 // scale
-    mw = middleware_candidates(driver, mw_number)
-    # repeat() already loops internally; time one call of it per round.
-    rows += compare("middleware", mw, "bare app", 1, args.rounds)
-    for row in rows[-2:]:
-        row.median_us /= mw_number
+    # repeat() already loops internally; time one call of it per round, then divide.
+    for group, candidates, anchor in (
+        ("middleware", middleware_candidates(driver, mw_number), "bare app"),
+        (
+            "middleware (Starlette app)",
+            starlette_candidates(driver, mw_number),
+            "bare Starlette app",
+        ),
+    ):
+        rows += compare(group, candidates, anchor, 1, args.rounds)
+        for row in rows[-len(candidates) :]:
+            row.median_us /= mw_number
     rows += compare(
         "parsing",
         parsing_candidates(),
@@ -614,6 +845,9 @@ def main() -> int:
         2000 // scale,
         args.rounds,
     )
+    if args.peers:
+        # siwe-py's ABNF parser takes milliseconds a message: fewer calls keep the run short.
+        rows += peer_rows(500 // scale, args.rounds)
     rows += compare(
         "refusals", refusal_candidates(driver), "coincurve floor", 2000 // scale, args.rounds
     )
@@ -632,13 +866,13 @@ def main() -> int:
     if served is None:
         print("wrk not installed: the under-uvicorn rows are left out (apt-get install wrk)")
     else:
-        print(
-            f"uvicorn     bare {served[0]:,.0f} req/s; with the middleware {served[1]:.2f}x of that"
-        )
+        relative = "; ".join(f"{SERVERS[n]} {ratio:.2f}x" for n, ratio in served.ratios.items())
+        print(f"uvicorn     bare app {served.bare_rps:,.0f} req/s; {relative} of that")
+    group_width = max(len(r.group) for r in rows)
     width = max(len(r.name) for r in rows)
     for r in rows:
         print(
-            f"{r.group:<11} {r.name:<{width}} {r.median_us:10.1f} us"
+            f"{r.group:<{group_width}} {r.name:<{width}} {r.median_us:10.1f} us"
             f"  {r.ratio:6.2f}x  (vs {r.anchor})"
         )
     if not args.no_write:

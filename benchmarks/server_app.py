@@ -1,4 +1,4 @@
-"""Apps for the under-a-server benchmark: the same trivial endpoint bare and behind the middleware.
+"""Apps for the under-a-server benchmark: one trivial endpoint, bare and behind each middleware.
 
 The token to send is printed by ``python benchmarks/server_app.py token``.
 """
@@ -9,6 +9,8 @@ import os
 import sys
 import time
 from typing import Any
+
+from baselines import pyjwt_middleware
 
 from asgi_wallet_auth import WalletAuth, WalletAuthMiddleware
 
@@ -36,6 +38,9 @@ async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 wrapped = WalletAuthMiddleware(bare, auth=auth)
+# The hand-written alternative, checking the same token (WalletAuth's iss and aud default to its
+# uri). Starlette's AuthenticationMiddleware passes lifespan through to bare, which answers it.
+pyjwt = pyjwt_middleware(bare, SECRET, issuer=auth.tokens.issuer, audience=auth.tokens.audience)
 
 if __name__ == "__main__" and sys.argv[1:] == ["token"]:
     print(auth.tokens.issue(subject=ADDRESS, auth_time=int(time.time())).token)

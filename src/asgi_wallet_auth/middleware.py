@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from .app import WalletAuth
 
 _WS_POLICY_VIOLATION = 1008
-_AUTHENTICATED_SCOPES = ("http", "websocket")
 
 
 class _Authenticated(AuthCredentials):
@@ -174,9 +173,10 @@ class WalletAuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate http and websocket scopes, then call the wrapped app."""
         # Fast path: exactly one Authorization header whose bytes were verified before. Without
-        # revocation nothing else can change a verdict but the clock, checked here.
+        # revocation nothing else can change a verdict but the clock, checked here. Only http:
+        # a websocket pays the full check once per connection, not per message.
         fast = self._fast
-        if fast is not None and scope["type"] in _AUTHENTICATED_SCOPES:
+        if fast is not None and scope["type"] == "http":
             raw = None
             for key, value in scope["headers"]:
                 if key == b"authorization":
