@@ -604,7 +604,7 @@ def parsing_candidates() -> dict[str, Callable[[], Any]]:
 
         candidates["siwe-py SiweMessage.from_message"] = lambda: PeerMessage.from_message(SIWE_TEXT)
     except Exception as exc:  # the peer is optional: say why it is missing
-        print(f"siwe-py not measured ({type(exc).__name__}); see docs/benchmarks-peers.md")
+        print(f"siwe-py not in this environment ({type(exc).__name__}): --peers times it")
     return candidates
 
 
@@ -704,7 +704,7 @@ def chart(rows: list[Row], path: Path) -> None:
         print("matplotlib not installed: no chart written")
         return
     shown = [r for r in rows if r.name != r.anchor]
-    fig, ax = plt.subplots(figsize=(9, 0.42 * len(shown) + 1))
+    fig, ax = plt.subplots(figsize=(12, 0.42 * len(shown) + 1.2))
     ax.barh([f"{r.group}: {r.name}" for r in shown], [r.ratio for r in shown], color="#4a7ab0")
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
@@ -761,6 +761,9 @@ def render_markdown(
     lines.append("")
     lines.append("![ratios](benchmarks.png)")
     lines += [
+        "",
+        "What each figure is measured against, where the time goes and what bounds the rest:",
+        "[performance.md](performance.md).",
         "",
         "Groups:",
         "- *recovery*: one EIP-191 signer recovery. The floor is coincurve's recovery plus",
