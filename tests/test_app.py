@@ -715,7 +715,7 @@ async def test_login_hook_adds_claims_but_cannot_override_reserved_ones(
         assert refreshed["role"] == "admin"
 
 
-@pytest.mark.parametrize("result", ["crash", "not a mapping", "not json"])
+@pytest.mark.parametrize("result", ["crash", "not a mapping", "not json", "nan", "infinity"])
 async def test_a_broken_login_hook_refuses_instead_of_failing_open(
     clock: FakeClock, wallet: LocalAccount, result: str
 ) -> None:
@@ -724,6 +724,10 @@ async def test_a_broken_login_hook_refuses_instead_of_failing_open(
             raise RuntimeError("bug in the application's hook")
         if result == "not a mapping":
             return ["role"]
+        if result == "nan":  # not JSON: the token encoder would write it as null
+            return {"score": float("nan")}
+        if result == "infinity":
+            return {"score": float("inf")}
         return {"when": object()}
 
     async with client_for(make_auth(clock, on_login=hook)) as client:

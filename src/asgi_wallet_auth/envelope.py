@@ -25,16 +25,24 @@ _BASE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def render(code: int, msg: str, data: Any) -> bytes:
-    """Serialise one envelope (compact JSON, UTF-8)."""
-    envelope = {"code": code, "msg": msg, "data": data}
+def json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``value``: the envelopes and the access tokens' claims.
+
+    Callers pass no NaN or Infinity (hook claims carrying them are refused before they get
+    here): orjson would write them as ``null``.
+    """
     try:
         # orjson writes a token envelope in about 1 us, the stdlib encoder in about 9.
-        return orjson.dumps(envelope)
+        return orjson.dumps(value)
     except TypeError:
         # An integer wider than 64 bits is refused by orjson but is valid JSON: that rare
         # value takes the stdlib path, with the same output (what neither takes still raises).
-        return _ENCODER.encode(envelope).encode("utf-8")
+        return _ENCODER.encode(value).encode("utf-8")
+
+
+def render(code: int, msg: str, data: Any) -> bytes:
+    """Serialise one envelope (compact JSON, UTF-8)."""
+    return json_bytes({"code": code, "msg": msg, "data": data})
 
 
 async def send_json(
@@ -228,6 +236,7 @@ def string_field(
 
 __all__ = [
     "header",
+    "json_bytes",
     "parse_json_object",
     "read_body",
     "read_json",
