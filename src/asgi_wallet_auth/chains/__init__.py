@@ -1,0 +1,8 @@
+"""Chain verifiers: one module per chain behind the ``ChainVerifier`` protocol."""
+
+from __future__ import annotations
+
+from .base import ChainId, ChainRegistry, ChainVerifier
+from .ethereum import EthereumVerifier
+
+__all__ = ["ChainId", "ChainRegistry", "ChainVerifier", "EthereumVerifier"]
