@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from asgi_wallet_auth import MemoryNonceStore, WalletAuth, WalletAuthMiddleware
+from asgi_wallet_auth import MemoryNonceStore, TokenSettings, WalletAuth, WalletAuthMiddleware
 from asgi_wallet_auth.signatures import eip191_digest, keccak256, recover_address
 from asgi_wallet_auth.siwe import SiweMessage
 
@@ -260,7 +260,10 @@ def middleware_candidates(driver: AsgiDriver, number: int) -> dict[str, Callable
     auth = WalletAuth(secret_key=SECRET, domain="example.com", uri="https://example.com")
     # The same secret and claims without any token cache: every request verifies the token.
     uncached = WalletAuth(
-        secret_key=SECRET, domain="example.com", uri="https://example.com", token_cache_size=0
+        secret_key=SECRET,
+        domain="example.com",
+        uri="https://example.com",
+        tokens=TokenSettings(cache_size=0),
     )
     body = b'{"ok":true}'
 

@@ -8,6 +8,7 @@ import httpx
 from eth_account.signers.local import LocalAccount
 
 from asgi_wallet_auth import WalletAuth
+from asgi_wallet_auth.compat import settings_from_keywords
 from tests.conftest import DOMAIN, SECRET_KEY, URI, FakeClock, sign_text
 
 
@@ -20,7 +21,9 @@ def make_auth(clock: FakeClock, **overrides: Any) -> WalletAuth:
         "clock": clock,
     }
     settings.update(overrides)
-    return WalletAuth(**settings)
+    # Tests name settings by their flat 0.1 keywords for brevity; the service is built from
+    # the settings objects they belong to, as an application writes it today.
+    return WalletAuth(**settings_from_keywords(**settings))
 
 
 def iso(ts: float) -> str:

@@ -836,7 +836,7 @@ async def test_unreachable_user_store_gives_503_and_no_token(
         ({"uri": "https://user@example.com"}, "must equal domain"),
         ({"uri": "ftp://example.com"}, "https://"),
         ({"domain": "https://example.com"}, "bare host"),
-        ({"token_lifetime": 0}, "token_lifetime must be a positive"),
+        ({"token_lifetime": 0}, "TokenSettings.lifetime must be a positive"),
         ({"session_lifetime": -1}, "session_lifetime must be a positive"),
         ({"nonce_lifetime": 0}, "nonce_lifetime must be a positive"),
         ({"chain_ids": set()}, "chain_ids"),
@@ -863,11 +863,12 @@ def test_domain_with_port_and_matching_uri_is_accepted(clock: FakeClock) -> None
 
 def test_defaults_are_the_documented_ones(clock: FakeClock) -> None:
     auth = WalletAuth(secret_key=SECRET_KEY, domain=DOMAIN, uri=URI)
-    assert auth.token_lifetime == 7 * DAY
-    assert auth.session_lifetime == 30 * DAY
-    assert auth.nonce_lifetime == 300
-    assert auth.allow_raw_secret is True
-    assert auth.chain_ids is None
+    assert auth.token_settings.lifetime == 7 * DAY
+    assert auth.token_settings.session_lifetime == 30 * DAY
+    assert auth.login_settings.nonce_lifetime == 300
+    assert auth.login_settings.allow_raw_secret is True
+    assert list(auth.chains) == ["eth"]
+    assert auth.chains["eth"].chain_ids is None  # type: ignore[attr-defined]
     assert auth.max_body_size == 16 * 1024
     assert isinstance(auth.nonce_store, MemoryNonceStore)
     assert isinstance(auth.user_store, MemoryUserStore)

@@ -312,10 +312,10 @@ async def test_a_cached_token_still_expires(clock: FakeClock, wallet: LocalAccou
         headers = {"Authorization": f"Bearer {token}"}
         for _ in range(3):  # verified once, then served from the cache
             assert (await client.get("/whoami", headers=headers)).status_code == 200
-        assert token in auth._token_cache
+        assert token in auth.sessions.cache
         clock.advance(7 * DAY)
         assert (await client.get("/whoami", headers=headers)).status_code == 401
-        assert token not in auth._token_cache
+        assert token not in auth.sessions.cache
 
 
 async def test_a_cached_token_is_still_checked_for_revocation(
@@ -382,7 +382,7 @@ async def test_the_cache_can_be_switched_off(clock: FakeClock, wallet: LocalAcco
         assert (
             await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
         ).status_code == 200
-    assert auth._token_cache == {}
+    assert auth.sessions.cache == {}
 
 
 @pytest.mark.parametrize(

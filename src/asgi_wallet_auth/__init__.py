@@ -5,9 +5,14 @@ Importing the package imports no optional dependency (Redis, FastAPI, uvicorn).
 
 from __future__ import annotations
 
-from .app import LoginHook, WalletAuth
+from .app import WalletAuth
+from .chains import ChainRegistry, ChainVerifier, EthereumVerifier
+from .cookies import CookieSettings
+from .credentials import Authenticator
 from .errors import WalletAuthError
 from .middleware import WalletAuthMiddleware
+from .ratelimit import RateLimit
+from .settings import LoginHook, LoginSettings, SignedContentHook, TokenSettings, Web3MQSettings
 from .siwe import SiweError, SiweMessage
 from .stores.base import NonceStore
 from .stores.memory import MemoryNonceStore
@@ -17,18 +22,28 @@ from .users import MemoryUserStore, UserRecord, UserStore, WalletUser
 __version__ = "0.1.0"
 
 __all__ = [
+    "Authenticator",
+    "ChainRegistry",
+    "ChainVerifier",
+    "CookieSettings",
+    "EthereumVerifier",
     "LoginHook",
+    "LoginSettings",
     "MemoryNonceStore",
     "MemoryUserStore",
     "NonceStore",
+    "RateLimit",
     "SQLiteUserStore",
+    "SignedContentHook",
     "SiweError",
     "SiweMessage",
+    "TokenSettings",
     "UserRecord",
     "UserStore",
     "WalletAuth",
     "WalletAuthError",
     "WalletAuthMiddleware",
     "WalletUser",
+    "Web3MQSettings",
     "__version__",
 ]

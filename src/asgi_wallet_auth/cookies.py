@@ -21,6 +21,7 @@ from starlette.requests import cookie_parser
 from starlette.types import Scope
 
 from .envelope import header
+from .errors import CsrfRejected, WalletAuthError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _TOKEN_NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
@@ -102,6 +103,71 @@ class CsrfTokens:
         return isinstance(value, str) and hmac.compare_digest(value, session)
 
 
+class CookieTransport:
+    """The session layer's cookie side: reading the token cookie, CSRF checks, setting cookies."""
+
+    def __init__(self, settings: CookieSettings, csrf: CsrfTokens, uri: str) -> None:
+        self.settings = settings
+        self.csrf = csrf
+        self.uri = uri
+
+    def token(self, scope: Scope) -> str | None:
+        """The access token in the auth cookie, None when there is none."""
+        try:
+            value = read_cookies(scope).get(self.settings.name)
+        except WalletAuthError:
+            return None
+        return value or None
+
+    def check_request(self, scope: Scope, claims: Mapping[str, Any]) -> None:
+        """Refuse a cookie-authenticated request that a cross-site page could have made.
+
+        Unsafe http methods need the CSRF header, equal to the CSRF cookie and issued for this
+        session; a websocket needs the service's own ``Origin``.
+        """
+        if scope["type"] == "websocket":
+            if not same_origin(scope, self.uri):
+                raise CsrfRejected("websocket from another origin")
+            return
+        if scope["method"] in SAFE_METHODS:
+            return
+        settings = self.settings
+        try:
+            sent = header(scope, settings.csrf_header_name.encode("latin-1"))
+            cookie_value = read_cookies(scope).get(settings.csrf_cookie_name)
+        except WalletAuthError:
+            raise CsrfRejected() from None
+        if sent is None or not cookie_value or not sent.isascii() or not cookie_value.isascii():
+            raise CsrfRejected()  # compare_digest would raise on non-ASCII text
+        token = sent.decode("latin-1")
+        if not hmac.compare_digest(token, cookie_value) or not self.csrf.valid(
+            token, CsrfTokens.session_id(claims)
+        ):
+            raise CsrfRejected()
+
+    def login_cookies(
+        self, token: str, claims: Mapping[str, Any], max_age: int
+    ) -> tuple[str, list[tuple[bytes, bytes]]]:
+        """A CSRF token for this session and the two ``Set-Cookie`` headers of a login."""
+        settings = self.settings
+        csrf = self.csrf.issue(CsrfTokens.session_id(claims))
+        return csrf, [
+            (b"set-cookie", settings.set_cookie(settings.name, token, max_age, http_only=True)),
+            (
+                b"set-cookie",
+                settings.set_cookie(settings.csrf_cookie_name, csrf, max_age, http_only=False),
+            ),
+        ]
+
+    def clearing_cookies(self) -> list[tuple[bytes, bytes]]:
+        """``Set-Cookie`` headers that remove both cookies from the browser."""
+        settings = self.settings
+        return [
+            (b"set-cookie", settings.set_cookie(name, "", 0, http_only=name == settings.name))
+            for name in (settings.name, settings.csrf_cookie_name)
+        ]
+
+
 def read_cookies(scope: Scope) -> dict[str, str]:
     """The request's cookies.
 
@@ -122,4 +188,7 @@ def same_origin(scope: Scope, uri: str) -> bool:
     return hmac.compare_digest(origin, expected.encode("utf-8"))  # bytes: any byte is safe
 
 
-__all__ = ["SAFE_METHODS", "CookieSettings", "CsrfTokens", "read_cookies", "same_origin"]
+__all__ = [
+    "SAFE_METHODS",
+    "CookieSettings",
+    "CookieTransport", "CsrfTokens", "read_cookies", "same_origin"]

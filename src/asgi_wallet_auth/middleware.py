@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
-
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .envelope import header, parse_json_object, send_error
-from .errors import InvalidRequest, SignedRequestRejected, TokenInvalid, WalletAuthError
-from .tokens import MAX_TOKEN_LENGTH
-
-if TYPE_CHECKING:
-    from .app import WalletAuth
+from .credentials import Authenticator, bearer_token, query_token
+from .envelope import header, send_error
+from .errors import WalletAuthError
 
 _WS_POLICY_VIOLATION = 1008
 
@@ -29,121 +23,6 @@ class _Authenticated(AuthCredentials):
 _AUTHENTICATED = _Authenticated()
 
 
-def bearer_token(scope: Scope) -> str | None:
-    """The bearer token of the ``Authorization`` header, None when there is none.
-
-    Another scheme (``Basic``, ...) is left to other middleware and counts as no token; a bearer
-    credential that cannot be a JWT, or two ``Authorization`` headers, is an invalid token.
-    """
-    try:
-        raw = header(scope, b"authorization")
-    except InvalidRequest:
-        raise TokenInvalid() from None
-    if raw is None:
-        return None
-    scheme, _, value = raw.strip().partition(b" ")
-    if scheme.lower() != b"bearer":
-        return None
-    token = value.strip()
-    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
-        raise TokenInvalid()
-    # The full grammar check runs in WalletAuth.authenticate_token, after the cache of
-    # already-verified tokens: a token served from it needs none.
-    return token.decode("ascii")
-
-
-def query_token(scope: Scope) -> str | None:
-    """The ``access_token`` query parameter (websockets: browsers cannot set headers there)."""
-    raw: bytes = scope.get("query_string", b"")
-    if b"access_token" not in raw:
-        return None
-    values = [
-        v
-        for k, v in parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-        if k == "access_token"
-    ]
-    if not values:
-        return None
-    if len(values) != 1:
-        raise TokenInvalid()
-    token = values[0]
-    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
-        raise TokenInvalid()
-    return token
-
-
-_SIGNATURE_PARAM = "web3mq_user_signature"
-_SIGNATURE_HEADERS = {
-    b"web3mq-userid": "userid",
-    b"web3mq-timestamp": "timestamp",
-    b"web3mq-user-signature": _SIGNATURE_PARAM,
-}
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-def _signed_params_from_headers(scope: Scope) -> dict[str, Any] | None:
-    found: dict[str, Any] = {}
-    for key, value in scope["headers"]:
-        name = _SIGNATURE_HEADERS.get(key.lower())
-        if name is not None:
-            if name in found:
-                raise SignedRequestRejected()
-            found[name] = value.decode("latin-1")
-    if not found:
-        return None
-    if len(found) != len(_SIGNATURE_HEADERS):
-        raise SignedRequestRejected()
-    return found
-
-
-def _signed_params_from_query(scope: Scope) -> dict[str, Any] | None:
-    raw: bytes = scope.get("query_string", b"")
-    if _SIGNATURE_PARAM.encode() not in raw:
-        return None
-    params: dict[str, Any] = {}
-    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
-        if key in params:
-            raise SignedRequestRejected()  # which of two values was signed is ambiguous
-        params[key] = value
-    return params if _SIGNATURE_PARAM in params else None
-
-
-async def _signed_params_from_body(
-    scope: Scope, receive: Receive, limit: int
-) -> tuple[dict[str, Any] | None, Receive]:
-    """Buffer a JSON body (up to ``limit``) to read its fields; the app still gets every byte."""
-    if scope["type"] != "http" or scope.get("method") not in _BODY_METHODS:
-        return None, receive
-    content_type = header(scope, b"content-type") or b""
-    if content_type.split(b";")[0].strip().lower() != b"application/json":
-        return None, receive
-    declared = header(scope, b"content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        return None, receive  # too large to inspect (or unreadable): not read at all here
-    messages: list[Message] = []
-    size = 0
-    complete = False
-    while not complete and size <= limit:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            break
-        size += len(message.get("body", b""))
-        complete = not message.get("more_body", False)
-    pending = list(messages)
-
-    async def replay() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    if not complete or size > limit:
-        return None, replay  # too large to inspect: the app sees it untouched, unauthenticated
-    try:
-        body = parse_json_object(b"".join(m.get("body", b"") for m in messages))
-    except WalletAuthError:
-        return None, replay
-    return (body if _SIGNATURE_PARAM in body else None), replay
-
-
 class WalletAuthMiddleware:
     """Validate the access token on every http and websocket request and set ``scope["user"]``.
 
@@ -153,13 +32,15 @@ class WalletAuthMiddleware:
     a 401 envelope with ``WWW-Authenticate: Bearer error="invalid_token"`` (websockets are closed
     with 1008) and the app is never called. Lifespan and other scopes pass through untouched.
 
-    With ``WalletAuth(signed_requests=True)`` a request without a bearer token may instead carry
+    With ``Web3MQSettings(signed_requests=True)`` a request without a bearer token may instead carry
     a Web3MQ request signature (``userid``, ``timestamp``, ``web3mq_user_signature``) in the
     ``web3mq-*`` headers, the query string or a JSON body (buffered up to ``max_body_size`` and
     replayed to the app unchanged); a bad one is a 401 like a bad token.
     """
 
-    def __init__(self, app: ASGIApp, *, auth: WalletAuth) -> None:
+    def __init__(self, app: ASGIApp, *, auth: Authenticator) -> None:
+        if not isinstance(auth, Authenticator):
+            raise ValueError("auth must be a WalletAuth (or another Authenticator)")
         self.app = app
         self.auth = auth
         # Verified Authorization header values (bytes as received), only where a verdict cannot
@@ -227,24 +108,12 @@ class WalletAuthMiddleware:
                         fast.pop(next(iter(fast)), None)
                     fast[raw] = (int(user.claims["exp"]), user)
             return user, _AUTHENTICATED, receive
-        cookie_token = self.auth.cookie_token(scope)
-        if cookie_token is not None:
-            try:
-                user = await self.auth.authenticate_bearer(cookie_token)
-            except TokenInvalid:
-                # A stale cookie is not an attack: the browser simply is not logged in.
-                return UnauthenticatedUser(), AuthCredentials(), receive
-            self.auth.check_cookie_request(scope, user)
-            return user, _AUTHENTICATED, receive
-        if self.auth.signed_requests:
-            params = _signed_params_from_headers(scope) or _signed_params_from_query(scope)
-            if params is None:
-                params, receive = await _signed_params_from_body(
-                    scope, receive, self.auth.max_body_size
-                )
-            if params is not None:
-                user = await self.auth.authenticate_signed_request(scope, params)
-                return user, _AUTHENTICATED, receive
+        cookie_user = await self.auth.authenticate_cookie(scope)
+        if cookie_user is not None:
+            return cookie_user, _AUTHENTICATED, receive
+        signed_user, receive = await self.auth.authenticate_signed(scope, receive)
+        if signed_user is not None:
+            return signed_user, _AUTHENTICATED, receive
         return UnauthenticatedUser(), AuthCredentials(), receive
 
 

@@ -8,12 +8,15 @@ another client, is not locked out.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from cachetools import TLRUCache
 from starlette.types import Scope
+
+from .core import LimitKind, guarded
+from .errors import AuthenticationFailed, InvalidRequest, RateLimited
 
 
 @runtime_checkable
@@ -131,6 +134,29 @@ class RateLimit:
             raise ValueError("window must be a number of seconds in (0, 86400]")
         if not isinstance(self.limiter, RateLimiter):
             raise ValueError("limiter must implement the RateLimiter protocol")
+
+    async def call(
+        self, kind: LimitKind, scope: Scope, now: float, handler: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run ``handler`` within the limits: count a secret, or refuse past the failed attempts.
+
+        Failed attempts are counted per requester, never per address: nobody can lock out a
+        wallet they do not control. Over a limit, the request is refused before any work.
+        """
+        client = self.client_key(scope)
+        refused = RateLimited(headers={"retry-after": str(self.retry_after(now))})
+        if kind == "secret":
+            if await guarded(self.limiter.hit(f"secret:{client}", self.window)) > self.secrets:
+                raise refused
+            await handler()
+            return
+        if await guarded(self.limiter.count(f"fail:{client}", self.window)) >= self.failed_logins:
+            raise refused
+        try:
+            await handler()
+        except (AuthenticationFailed, InvalidRequest):
+            await guarded(self.limiter.hit(f"fail:{client}", self.window))
+            raise
 
     def retry_after(self, now: float) -> int:
         """Whole seconds until the current window ends."""

@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 from .app import WalletAuth
 from .envelope import render
 from .errors import TokenMissing
+from .settings import TokenSettings
 from .users import WalletUser
 
 SECRET_ENV = "WALLET_AUTH_SECRET"  # noqa: S105 - the variable's name, not a secret
@@ -76,7 +77,7 @@ def build_auth(*, secret: str, domain: str, uri: str, db: str, redis_url: str | 
         uri=uri,
         user_store=SQLiteUserStore(db),
         nonce_store=nonce_store,
-        revocation=True,
+        tokens=TokenSettings(revocation=True),
     )
 
 

@@ -25,12 +25,10 @@ Error messages name the field or check that failed and never echo client input.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
 
 from .errors import (
     InvalidMessage,
@@ -39,6 +37,15 @@ from .errors import (
     MessageRejected,
     SignatureMismatch,
     WalletAuthError,
+)
+from .grammar import (
+    BAD_PERCENT_RE,
+    SCHEME_RE,
+    UNRESERVED_SUB,
+    epoch,
+    format_rfc3339,
+    is_authority,
+    is_uri,
 )
 from .signatures import recover_address, to_checksum_address
 
@@ -59,36 +66,14 @@ _REQUEST_ID_TAG = "Request ID: "
 _RESOURCES_LINE = "Resources:"
 _RESOURCE_TAG = "- "
 
-# RFC 3986 character classes (inside [...]): unreserved and sub-delims.
-_UNRESERVED_SUB = r"A-Za-z0-9\-._~!$&'()*+,;="
-_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-# URI = scheme ":" hier-part [ "?" query ] [ "#" fragment ]; the authority is checked apart.
-_URI_RE = re.compile(
-    r"[A-Za-z][A-Za-z0-9+.\-]*:"
-    r"(?://([^/?#]*))?"
-    rf"[{_UNRESERVED_SUB}:@/%]*"
-    rf"(?:\?[{_UNRESERVED_SUB}:@/?%]*)?"
-    rf"(?:#[{_UNRESERVED_SUB}:@/?%]*)?"
-)
-# authority = [ userinfo "@" ] host [ ":" port ]; an IP-literal's inside is checked apart.
-_AUTHORITY_RE = re.compile(
-    rf"(?:[{_UNRESERVED_SUB}:%]*@)?(\[[^\]]*\]|[{_UNRESERVED_SUB}%]*)(?::[0-9]*)?"
-)
-_IPV_FUTURE_RE = re.compile(rf"[vV][0-9A-Fa-f]+\.[{_UNRESERVED_SUB}:]+")
-_BAD_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 # statement = *( reserved / unreserved / " " ); the empty statement is refused (see above).
 _STATEMENT_RE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;= ]+")
 _CHAIN_ID_RE = re.compile(r"[1-9][0-9]{0,19}")
 _NONCE_RE = re.compile(r"[A-Za-z0-9]{8,}")
-_REQUEST_ID_RE = re.compile(rf"[{_UNRESERVED_SUB}:@%]*")
-_RFC3339_RE = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
-    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
-)
+_REQUEST_ID_RE = re.compile(rf"[{UNRESERVED_SUB}:@%]*")
 # Anything but LF and printable ASCII: no field of the ABNF admits it.
 _FORBIDDEN_CHAR_RE = re.compile(r"[^\n\x20-\x7e]")
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 class SiweError(InvalidMessage, ValueError):
@@ -102,84 +87,13 @@ class SiweError(InvalidMessage, ValueError):
         )
 
 
-# -- RFC 3339 -------------------------------------------------------------------------------
-
-
-def _epoch(text: object, label: str) -> float:
-    """UTC epoch seconds of the RFC 3339 date-time ``text``; ``label`` names it in errors."""
-    match = _RFC3339_RE.fullmatch(text) if isinstance(text, str) else None
-    if match is None:
-        raise SiweError(f"{label} is not an RFC 3339 date-time")
-    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
-    hours, minutes, seconds = int(hour), int(minute), int(second)
-    if hours > 23 or minutes > 59 or seconds > 59:
-        raise SiweError(f"{label} has an impossible time of day")
-    try:
-        days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
-    except ValueError:
-        raise SiweError(f"{label} is an impossible calendar date") from None
-    stamp = days * 86_400 + hours * 3_600 + minutes * 60 + seconds
-    if sign is not None:
-        offset_hours, offset_minutes = int(off_h), int(off_m)
-        if offset_hours > 23 or offset_minutes > 59:
-            raise SiweError(f"{label} has an impossible UTC offset")
-        offset = offset_hours * 3_600 + offset_minutes * 60
-        stamp = stamp - offset if sign == "+" else stamp + offset
-    if fraction is not None:
-        return stamp + float("0" + fraction)
-    return float(stamp)
+def _message_epoch(text: object, label: str) -> float:
+    return epoch(text, label, SiweError)
 
 
 def parse_rfc3339(text: str) -> float:
     """Parse an RFC 3339 date-time (``Z`` or offset, optional fraction) to UTC epoch seconds."""
-    return _epoch(text, "date-time")
-
-
-def format_rfc3339(timestamp: float) -> str:
-    """Render UTC epoch seconds as RFC 3339 with milliseconds, as wallets write it (``...Z``)."""
-    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
-        raise TypeError("timestamp must be a number of seconds")
-    if not math.isfinite(timestamp):
-        raise ValueError("timestamp must be finite")
-    moment = datetime.fromtimestamp(timestamp, timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-# -- RFC 3986 -------------------------------------------------------------------------------
-
-
-def _is_authority(text: str, *, require_host: bool) -> bool:
-    match = _AUTHORITY_RE.fullmatch(text)
-    if match is None:
-        return False
-    host = match.group(1)
-    if require_host and not host:
-        return False
-    if host.startswith("["):
-        inner = host[1:-1]
-        if inner[:1] in ("v", "V"):
-            return _IPV_FUTURE_RE.fullmatch(inner) is not None
-        if "%" in inner:  # ipaddress accepts a zone id; RFC 3986 does not
-            return False
-        try:
-            ipaddress.IPv6Address(inner)
-        except ValueError:
-            return False
-    return "%" not in text or _BAD_PERCENT_RE.search(text) is None
-
-
-def _is_uri(text: str) -> bool:
-    match = _URI_RE.fullmatch(text)
-    if match is None:
-        return False
-    authority = match.group(1)
-    if authority is None:
-        # Defensive: "//" right after the scheme always starts an authority.
-        if text.partition(":")[2].startswith("//"):
-            return False
-    elif not _is_authority(authority, require_host=False):
-        return False
-    return "%" not in text or _BAD_PERCENT_RE.search(text) is None
+    return _message_epoch(text, "date-time")
 
 
 # -- the message ----------------------------------------------------------------------------
@@ -245,12 +159,12 @@ class SiweMessage:
     def __post_init__(self) -> None:
         """Check every field against the EIP-4361 ABNF; ``SiweError`` names the first bad one."""
         if self.scheme is not None and (
-            not isinstance(self.scheme, str) or _SCHEME_RE.fullmatch(self.scheme) is None
+            not isinstance(self.scheme, str) or SCHEME_RE.fullmatch(self.scheme) is None
         ):
             raise SiweError("scheme is not an RFC 3986 URI scheme")
         if not _need_str(self.domain, "domain"):
             raise SiweError("domain is empty")
-        if not _is_authority(self.domain, require_host=True):
+        if not is_authority(self.domain, require_host=True):
             raise SiweError("domain is not an RFC 3986 authority (host[:port])")
         address = _need_str(self.address, "address")
         if _ADDRESS_RE.fullmatch(address) is None:
@@ -267,7 +181,7 @@ class SiweMessage:
                     "statement must be non-empty printable ASCII without '%', '\"' or "
                     "other characters outside RFC 3986 reserved/unreserved and space"
                 )
-        if not _is_uri(_need_str(self.uri, "uri")):
+        if not is_uri(_need_str(self.uri, "uri")):
             raise SiweError("URI is not an RFC 3986 URI")
         if self.version != "1":
             raise SiweError("Version must be 1")
@@ -278,15 +192,15 @@ class SiweMessage:
             raise SiweError("Chain ID must be between 1 and 2**64 - 1")
         if _NONCE_RE.fullmatch(_need_str(self.nonce, "nonce")) is None:
             raise SiweError("Nonce must be at least 8 ASCII letters or digits")
-        _epoch(self.issued_at, "Issued At")
+        _message_epoch(self.issued_at, "Issued At")
         if self.expiration_time is not None:
-            _epoch(self.expiration_time, "Expiration Time")
+            _message_epoch(self.expiration_time, "Expiration Time")
         if self.not_before is not None:
-            _epoch(self.not_before, "Not Before")
+            _message_epoch(self.not_before, "Not Before")
         if self.request_id is not None and (
             not isinstance(self.request_id, str)
             or _REQUEST_ID_RE.fullmatch(self.request_id) is None
-            or ("%" in self.request_id and _BAD_PERCENT_RE.search(self.request_id) is not None)
+            or ("%" in self.request_id and BAD_PERCENT_RE.search(self.request_id) is not None)
         ):
             raise SiweError("Request ID must be RFC 3986 path characters (pchar)")
         resources = self.resources
@@ -294,7 +208,7 @@ class SiweMessage:
             if not isinstance(resources, (tuple, list)):
                 raise SiweError("resources must be a list of URIs")
             for resource in resources:
-                if not isinstance(resource, str) or not _is_uri(resource):
+                if not isinstance(resource, str) or not is_uri(resource):
                     raise SiweError("a resource is not an RFC 3986 URI")
             if not isinstance(resources, tuple):
                 object.__setattr__(self, "resources", tuple(resources))
@@ -513,9 +427,9 @@ class SiweMessage:
             raise MessageRejected("sign-in message chain id is not allowed")
 
         expires, not_before = self.expiration_time, self.not_before
-        if expires is not None and now - skew >= _epoch(expires, "Expiration Time"):
+        if expires is not None and now - skew >= _message_epoch(expires, "Expiration Time"):
             raise MessageExpired("sign-in message has expired (Expiration Time)")
-        if not_before is not None and now + skew < _epoch(not_before, "Not Before"):
+        if not_before is not None and now + skew < _message_epoch(not_before, "Not Before"):
             raise MessageExpired("sign-in message is not yet valid (Not Before)")
 
     def check_issuance(self, *, now: float, skew: float = 60.0) -> None:
@@ -530,14 +444,15 @@ class SiweMessage:
         """
         _check_seconds("now", now, allow_negative=True)
         _check_seconds("skew", skew, allow_negative=False)
-        issued_at = _epoch(self.issued_at, "Issued At")
+        issued_at = _message_epoch(self.issued_at, "Issued At")
         if issued_at - now > skew:
             raise MessageExpired("sign-in message Issued At is in the future")
         if self.expiration_time is not None:
-            expires = _epoch(self.expiration_time, "Expiration Time")
+            expires = _message_epoch(self.expiration_time, "Expiration Time")
             if expires <= issued_at:
                 raise MessageExpired("sign-in message Expiration Time is not after its Issued At")
-            if self.not_before is not None and _epoch(self.not_before, "Not Before") >= expires:
+            not_before = self.not_before
+            if not_before is not None and _message_epoch(not_before, "Not Before") >= expires:
                 raise MessageExpired("sign-in message Not Before is not before its Expiration Time")
 
     def verify(

@@ -21,8 +21,8 @@ from eth_account.messages import encode_defunct, encode_intended_validator, enco
 from eth_account.signers.local import LocalAccount
 
 from asgi_wallet_auth import MemoryUserStore, WalletAuth
-from asgi_wallet_auth import app as app_module
 from asgi_wallet_auth import signatures as signatures_module
+from asgi_wallet_auth.routes import secret as secret_routes
 from asgi_wallet_auth.siwe import parse_rfc3339
 from tests.conftest import SHARED, T0, FakeClock, client_for, sign_text
 from tests.helpers import get_secret, make_auth, siwe_text
@@ -296,7 +296,7 @@ async def test_contract_wallet_eip1271_signature_cannot_log_in(
         def token_hex(nbytes: int) -> str:
             return nonce
 
-    monkeypatch.setattr(app_module, "secrets", FixedSecrets)
+    monkeypatch.setattr(secret_routes, "secrets", FixedSecrets)
     async with client_for(auth) as client:
         assert await get_secret(client, contract) == nonce
         fields = {

@@ -28,9 +28,11 @@ class ChainVerifier(Protocol):
     """
 
     did_type: str
+    #: The longest signature text accepted (a longer one is refused before it is parsed).
+    max_signature_length: int
 
     def normalize(self, address: object) -> str:
-        """The canonical text of ``address`` (EIP-55, base58, ...); ``InvalidRequest`` if malformed."""
+        """The canonical text of ``address`` (EIP-55, base58, ...); 400 if malformed."""
         ...
 
     def parse_signature(self, value: object) -> Any:

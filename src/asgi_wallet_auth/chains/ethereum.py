@@ -16,6 +16,7 @@ class EthereumVerifier:
     """
 
     did_type = "eth"
+    max_signature_length = 132  # 0x + 65 bytes in hex
 
     def __init__(self, *, chain_ids: Collection[int] | None = None) -> None:
         if chain_ids is not None:

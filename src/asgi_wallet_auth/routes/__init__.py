@@ -1,0 +1,1 @@
+"""Route families: one module each, composed by ``WalletAuth``."""

@@ -1,0 +1,139 @@
+"""The secret flow: ``POST /login_random_secret`` hands out a single-use secret for a wallet, and
+``POST /login`` redeems it with the wallet's signature over the secret itself or over a sign-in
+message (EIP-4361, or the wallet's chain's own) whose nonce is the secret.
+
+The path of one login, top to bottom in ``login``: body -> field grammar (cheap refusals first)
+-> the chain's message checks -> the chain's signature proof -> one atomic take of the secret ->
+``on_login`` -> one atomic fold into the stored user -> token.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+
+from starlette.types import Receive, Scope, Send
+
+from ..chains.base import ChainRegistry
+from ..core import Route, guarded, logger
+from ..envelope import read_json, send_ok, string_field
+from ..errors import InvalidRequest, SecretRejected, StoreUnavailable, UnsupportedLoginMethod
+from ..sessions import SessionLayer
+from ..settings import LoginSettings
+from ..siwe import MAX_MESSAGE_LENGTH
+from ..stores.base import NonceStore
+from ..users import UserRecord, UserStore
+
+_SECRET_RE = re.compile(r"[A-Za-z0-9]{8,128}")
+#: Longer than any chain's address text (Ethereum 42, Solana up to 44).
+_MAX_ADDRESS_LENGTH = 64
+
+
+def login_key(address: str, secret: str) -> str:
+    """The nonce-store key of a secret: redeemable only by the wallet it was issued to.
+
+    A login for another address finds nothing and burns nothing; canonical addresses keep the
+    chains apart (an Ethereum address is never a Solana one).
+    """
+    return f"login:{address}:{secret}"
+
+
+class SecretLogin:
+    """``/login_random_secret`` and ``/login`` on one ``WalletAuth``."""
+
+    def __init__(
+        self,
+        settings: LoginSettings,
+        *,
+        domain: str,
+        uri: str,
+        chains: ChainRegistry,
+        nonce_store: NonceStore,
+        user_store: UserStore,
+        sessions: SessionLayer,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.domain = domain
+        self.uri = uri
+        self.chains = chains
+        self.nonce_store = nonce_store
+        self.user_store = user_store
+        self.sessions = sessions
+        self.clock = clock
+
+    def routes(self) -> list[Route]:
+        """The two routes, each counted against its rate limit."""
+        return [
+            Route("/login_random_secret", "POST", self.login_random_secret, limit="secret"),
+            Route("/login", "POST", self.login, limit="attempt"),
+        ]
+
+    async def login_random_secret(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Issue a secret bound to the wallet address in the body."""
+        body = await read_json(scope, receive, self.settings.max_body_size)
+        _, address = self.chains.for_address(
+            string_field(body, "wallet_address", max_length=_MAX_ADDRESS_LENGTH)
+        )
+        for _ in range(3):  # a collision of 160 random bits does not happen; the loop is a guard
+            secret = secrets.token_hex(20)
+            if await guarded(
+                self.nonce_store.put(login_key(address, secret), "1", self.settings.nonce_lifetime)
+            ):
+                await send_ok(send, secret)
+                return
+        raise StoreUnavailable()
+
+    async def login(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Redeem a secret with the wallet's signature; answer with an access token."""
+        settings = self.settings
+        body = await read_json(scope, receive, settings.max_body_size)
+        secret = string_field(body, "login_random_secret", max_length=128)
+        if _SECRET_RE.fullmatch(secret) is None:
+            raise InvalidRequest("invalid login_random_secret")
+        verifier, address = self.chains.for_address(
+            string_field(body, "wallet_address", max_length=_MAX_ADDRESS_LENGTH)
+        )
+        signature = verifier.parse_signature(
+            string_field(body, "signature", max_length=verifier.max_signature_length)
+        )
+        content = string_field(
+            body, "signature_content", max_length=MAX_MESSAGE_LENGTH, required=False
+        )
+        now = self.clock()
+        if content is None:
+            if not settings.allow_raw_secret:
+                raise UnsupportedLoginMethod(
+                    "this service requires an EIP-4361 message in signature_content"
+                )
+            message, chain_id = secret.encode("ascii"), None
+        else:
+            chain_id = verifier.check_sign_in(
+                content,
+                domain=self.domain,
+                uri=self.uri,
+                nonce=secret,
+                address=address,
+                now=now,
+                skew=settings.clock_skew,
+            )
+            message = content.encode("utf-8")
+        # The proof before the store: a failed attempt must not burn the secret.
+        await verifier.verify(message, signature, address, chain_id=chain_id)
+        if await guarded(self.nonce_store.take(login_key(address, secret))) is None:
+            raise SecretRejected()
+
+        record = await guarded(self.user_store.get_by_address(address))
+        stamp = float(now)
+        if record is None:
+            record = UserRecord(address, address, verifier.did_type, stamp, stamp)
+        else:
+            record = record.with_logins(record.first_login, stamp)
+        issued = await self.sessions.start(scope, record, now)
+        await guarded(self.user_store.save(record))
+        logger.info("login ok: %s", address)
+        await self.sessions.send_token(send, issued)
+
+
+__all__ = ["SecretLogin", "login_key"]

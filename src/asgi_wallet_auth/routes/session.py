@@ -1,0 +1,41 @@
+"""``GET /refresh`` and, with revocation, ``POST /logout``: the session's own routes."""
+
+from __future__ import annotations
+
+from starlette.types import Receive, Scope, Send
+
+from ..core import Route, logger
+from ..envelope import send_ok
+from ..sessions import SessionLayer
+
+
+class SessionRoutes:
+    """Refresh a token for the same session; log out (revoke) where revocation is on."""
+
+    def __init__(self, sessions: SessionLayer) -> None:
+        self.sessions = sessions
+
+    def routes(self) -> list[Route]:
+        """``/refresh``, and ``/logout`` only where revoked tokens are remembered."""
+        routes = [Route("/refresh", "GET", self.refresh)]
+        if self.sessions.revocation:
+            routes.append(Route("/logout", "POST", self.logout))
+        return routes
+
+    async def refresh(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A new token for the caller's session (never past the session's absolute lifetime)."""
+        sessions = self.sessions
+        user = await sessions.request_user(scope)
+        await sessions.send_token(send, await sessions.refresh(scope, user))
+
+    async def logout(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Revoke the caller's token, and clear the cookies where they are in use."""
+        sessions = self.sessions
+        user = await sessions.request_user(scope)
+        await sessions.revoke(user.claims)
+        logger.info("logout: %s", user.address)
+        cookies = sessions.cookies
+        await send_ok(send, None, [] if cookies is None else cookies.clearing_cookies())
+
+
+__all__ = ["SessionRoutes"]

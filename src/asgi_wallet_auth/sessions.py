@@ -1,0 +1,226 @@
+"""The session layer: issuing, verifying, caching and revoking access tokens, and their cookies.
+
+Every login route ends here (``start``), ``/refresh`` and ``/logout`` live on it, and the
+middleware's token checks are its methods.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from starlette.types import Scope, Send
+
+from .chains.base import ChainRegistry
+from .cookies import CookieSettings, CookieTransport, CsrfTokens
+from .core import guarded, run_hook
+from .credentials import bearer_token
+from .envelope import send_ok
+from .errors import TokenInvalid, TokenMissing
+from .settings import LoginHook, TokenSettings
+from .stores.base import NonceStore
+from .tokens import IssuedToken, TokenService
+from .users import UserRecord, WalletUser
+
+# base64url segments separated by dots: anything else cannot be one of our tokens.
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
+#: Claims a refreshed token gets anew rather than carrying over from the old one.
+_RECOMPUTED_CLAIMS = frozenset({"iat", "exp", "jti", "nbf", "access_expired_at", "iss", "aud"})
+
+
+def _revoked_key(jti: str) -> str:
+    return f"revoked:{jti}"
+
+
+class SessionLayer:
+    """Tokens of one ``WalletAuth``: what a login ends with and what every request is checked by."""
+
+    def __init__(
+        self,
+        *,
+        secret_key: bytes,
+        settings: TokenSettings,
+        uri: str,
+        chains: ChainRegistry,
+        revocations: NonceStore,
+        cookie: CookieSettings | None,
+        on_login: LoginHook | None,
+        on_refresh: LoginHook | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.tokens = TokenService(
+            secret_key=secret_key,
+            issuer=settings.issuer or uri,
+            audience=settings.audience or uri,
+            lifetime=settings.lifetime,
+            session_lifetime=settings.session_lifetime,
+            algorithm=settings.algorithm,
+            clock=clock,
+        )
+        self.chains = chains
+        self.revocations = revocations
+        self.revocation = settings.revocation
+        self.cookies = (
+            None
+            if cookie is None
+            else CookieTransport(cookie, CsrfTokens(secret_key, settings.session_lifetime), uri)
+        )
+        self.on_login = on_login
+        self.on_refresh = on_refresh
+        self.clock = clock
+        # Already-verified tokens: the middleware's hot path becomes a dictionary hit. A plain
+        # dict (oldest evicted first) costs a fraction of an LRU's bookkeeping per request.
+        self.cache_size = settings.cache_size
+        self.cache: dict[str, tuple[WalletUser, int]] = {}
+
+    # -- verifying ---------------------------------------------------------------------------
+
+    def authenticate_token(self, token: str) -> WalletUser:
+        """The ``WalletUser`` of a valid access token (signature and claims; no store access).
+
+        Raises ``TokenInvalid`` otherwise. It does not consult revocations: the middleware and
+        the routes use ``authenticate_bearer``, which does where revocation is enabled.
+        """
+        cache = self.cache
+        hit = cache.get(token)
+        # A hit skips only the signature and the static claim checks, which cannot change for
+        # the same bytes under the same key; expiry is checked on every use.
+        if hit is not None:
+            if self.clock() < hit[1]:
+                return hit[0]
+            cache.pop(token, None)
+        if _TOKEN_RE.fullmatch(token) is None:  # cheap refusal before PyJWT
+            raise TokenInvalid()
+        claims = self.tokens.verify(token)
+        sub = claims["sub"]
+        userid = claims.get("userid")
+        did_type = claims.get("did_type")
+        did_type = did_type if isinstance(did_type, str) else "eth"
+        verifier = self.chains.get(did_type)
+        try:
+            # Only the key holder can mint a token, but an identity that is not in its chain's
+            # canonical form is refused all the same, rather than handed to the app.
+            if verifier is None or verifier.normalize(sub) != sub:
+                raise TokenInvalid()
+        except Exception:  # a custom verifier's own error is a refusal too
+            raise TokenInvalid() from None
+        user = WalletUser(
+            address=sub,
+            userid=userid if isinstance(userid, str) else sub,
+            did_type=did_type,
+            claims=MappingProxyType(claims),  # shared by cache hits: nobody may change it
+        )
+        if self.cache_size:
+            if len(cache) >= self.cache_size:
+                cache.pop(next(iter(cache)), None)  # the oldest entry: dicts keep insertion order
+            cache[token] = (user, claims["exp"])
+        return user
+
+    async def authenticate_bearer(self, token: str) -> WalletUser:
+        """``authenticate_token`` plus, where revocation is enabled, the revocation check.
+
+        The check reads the revocation store once per request (a dictionary lookup in memory,
+        one ``EXISTS`` round trip on Redis); a store that cannot answer makes it a 503.
+        """
+        user = self.authenticate_token(token)
+        if self.revocation and await guarded(
+            self.revocations.exists(_revoked_key(user.claims["jti"]))
+        ):
+            raise TokenInvalid()
+        return user
+
+    async def authenticate_cookie(self, scope: Scope) -> WalletUser | None:
+        """The user of the auth cookie, CSRF checked; None without a cookie or with a stale one."""
+        cookies = self.cookies
+        token = None if cookies is None else cookies.token(scope)
+        if token is None:
+            return None
+        assert cookies is not None
+        try:
+            user = await self.authenticate_bearer(token)
+        except TokenInvalid:
+            # A stale cookie is not an attack: the browser simply is not logged in.
+            return None
+        cookies.check_request(scope, user.claims)
+        return user
+
+    async def request_user(self, scope: Scope) -> WalletUser:
+        """The user of a route that needs a credential: a bearer token, else the auth cookie."""
+        token = bearer_token(scope)
+        if token is not None:
+            return await self.authenticate_bearer(token)
+        cookies = self.cookies
+        token = None if cookies is None else cookies.token(scope)
+        if token is None:
+            raise TokenMissing()
+        assert cookies is not None
+        user = await self.authenticate_bearer(token)
+        cookies.check_request(scope, user.claims)
+        return user
+
+    async def revoke(self, claims: Mapping[str, Any]) -> bool:
+        """Revoke the token with these verified claims until it expires.
+
+        One atomic ``put``: True if this call revoked it, False if it already was revoked (so of
+        two concurrent refreshes of one token, exactly one succeeds).
+        """
+        ttl = float(claims["exp"]) - self.clock()
+        if ttl <= 0:
+            return False  # expired already: nothing left to revoke
+        return await guarded(self.revocations.put(_revoked_key(claims["jti"]), "1", ttl))
+
+    # -- issuing -----------------------------------------------------------------------------
+
+    async def start(self, scope: Scope, record: UserRecord, now: float) -> IssuedToken:
+        """The token a login of ``record`` ends with, after the application's ``on_login`` hook.
+
+        The hook runs before the caller stores the user: a refused login leaves nothing behind.
+        """
+        base = {"userid": record.userid, "did_type": record.did_type, "did_value": record.address}
+        if self.on_login is not None:  # the user object is only built for a hook to see
+            user = WalletUser(
+                address=record.address, userid=record.userid, did_type=record.did_type, claims=base
+            )
+            base = {**await run_hook(self.on_login, scope, user), **base}
+        return self.tokens.issue(subject=record.address, auth_time=int(now), extra=base)
+
+    async def refresh(self, scope: Scope, user: WalletUser) -> IssuedToken:
+        """A new token for the same session as ``user``'s, the old one revoked first."""
+        carried = {k: v for k, v in user.claims.items() if k not in _RECOMPUTED_CLAIMS}
+        extra = await run_hook(self.on_refresh, scope, user)
+        # The old token is revoked before the new one exists: a refresh is single use.
+        if self.revocation and not await self.revoke(user.claims):
+            raise TokenInvalid()
+        return self.tokens.issue(
+            subject=user.address,
+            auth_time=int(user.claims["auth_time"]),
+            extra={**carried, **extra},
+        )
+
+    async def send_token(self, send: Send, issued: IssuedToken, **more: Any) -> None:
+        """Answer with the token envelope (and its cookies where the cookie transport is on)."""
+        claims = issued.claims
+        expires_in = max(0, issued.expires_at - int(claims["iat"]))
+        data: dict[str, Any] = {
+            "access_token": issued.token,
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "access_expired_at": issued.expires_at,
+            "wallet_address": claims["sub"],
+            "userid": claims.get("userid", claims["sub"]),
+            "did_type": claims.get("did_type", "eth"),
+            "did_value": claims.get("did_value", claims["sub"]),
+        }
+        data.update(more)
+        headers: list[tuple[bytes, bytes]] = []
+        if self.cookies is not None:
+            data["csrf_token"], headers = self.cookies.login_cookies(
+                issued.token, claims, expires_in
+            )
+        await send_ok(send, data, headers)
+
+
+__all__ = ["SessionLayer"]
