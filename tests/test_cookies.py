@@ -168,7 +168,9 @@ async def test_refresh_by_cookie_renews_both_cookies_and_keeps_the_session(
 ) -> None:
     first = (await browser_login(client, wallet)).json()["data"]
     clock.advance(60)
-    response = await client.get("/auth/refresh")
+    # A refresh changes state: even as a GET, the cookie credential needs the CSRF proof.
+    assert (await client.get("/auth/refresh")).status_code == 403
+    response = await client.get("/auth/refresh", headers={"x-csrf-token": first["csrf_token"]})
     assert response.status_code == 200
     data = response.json()["data"]
     assert data["access_token"] != first["access_token"]

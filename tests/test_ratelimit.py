@@ -95,13 +95,26 @@ async def test_malformed_login_attempts_count_as_failures(
         assert web3mq.status_code == 429  # the Web3MQ route shares the allowance
 
 
-async def test_without_rate_limit_nothing_is_limited(
+async def test_without_rate_limit_only_the_outstanding_secret_cap_applies(
     clock: FakeClock, wallet: LocalAccount
 ) -> None:
     auth = make_auth(clock)
     async with client_from(auth, "203.0.113.5") as client:
-        for _ in range(50):
+        for _ in range(32):
             await get_secret(client, wallet.address)
+        over = await client.post("/login_random_secret", json={"wallet_address": wallet.address})
+        assert over.status_code == 429 and over.json()["code"] == 42901
+        # Failed logins are not limited without a RateLimit.
+        for _ in range(30):
+            bad = await client.post(
+                "/login",
+                json={
+                    "login_random_secret": "a" * 40,
+                    "signature": "0x" + "1" * 130,
+                    "wallet_address": wallet.address,
+                },
+            )
+            assert bad.status_code in (400, 401)
 
 
 async def test_redis_limits_are_shared_by_every_worker(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
 import httpx
@@ -16,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from asgi_wallet_auth import MemoryNonceStore, WalletAuth, WalletAuthMiddleware
+from asgi_wallet_auth import TokenSettings, WalletAuth, WalletAuthMiddleware
+from asgi_wallet_auth.stores import ENDED, MemorySessionStore
 from asgi_wallet_auth.stores.redis import RedisNonceStore
 from tests.conftest import FakeClock, client_for
 from tests.helpers import login, make_auth
@@ -113,27 +113,33 @@ async def test_without_revocation_there_is_no_logout_and_old_tokens_stay_valid(
         assert (await auth.authenticate_bearer(token)).address == wallet.address
 
 
-async def test_a_revocation_lives_until_the_token_expires(
+async def test_an_ended_session_is_remembered_until_the_session_ends(
     clock: FakeClock, wallet: LocalAccount
 ) -> None:
-    store = MemoryNonceStore(clock=clock, evict=False)
-    auth = make_auth(clock, revocation=True, replay_store=store)
+    store = MemorySessionStore(clock=clock)
+    auth = make_auth(clock, tokens=TokenSettings(revocation=True, session_store=store))
     async with client_for(auth) as client:
         data = await login(client, wallet)
         await client.post("/logout", headers=bearer(data["access_token"]))
-        jti = auth.authenticate_token(data["access_token"]).claims["jti"]
-        assert await store.exists(f"revoked:{jti}")
-        clock.advance(7 * DAY - 1)
-        assert await store.exists(f"revoked:{jti}")
-        clock.advance(1)  # the token has expired: the marker may go, and has
-        assert not await store.exists(f"revoked:{jti}")
+        sid = auth.authenticate_token(data["access_token"]).claims["sid"]
+        assert await store.current(sid) == ENDED
+        clock.advance(30 * DAY - 1)
+        assert await store.current(sid) == ENDED
+        clock.advance(1)  # the session's absolute end: no token of it can be valid, entry gone
+        assert await store.current(sid) is None
+        assert len(store) == 0
 
 
-async def test_revoking_an_expired_token_stores_nothing(
-    clock: FakeClock, wallet: LocalAccount
-) -> None:
-    store = MemoryNonceStore(clock=clock, evict=False)
-    auth = make_auth(clock, revocation=True, replay_store=store)
-    claims: dict[str, Any] = {"jti": "abc", "exp": int(clock()) - 1}
-    assert await auth.revoke(claims) is False
-    assert len(store) == 0
+async def test_refreshes_keep_one_entry_per_session(clock: FakeClock, wallet: LocalAccount) -> None:
+    store = MemorySessionStore(clock=clock)
+    auth = make_auth(clock, tokens=TokenSettings(revocation=True, session_store=store))
+    async with client_for(auth) as client:
+        token = (await login(client, wallet))["access_token"]
+        first = token
+        for _ in range(50):
+            response = await client.get("/refresh", headers=bearer(token))
+            assert response.status_code == 200
+            token = response.json()["data"]["access_token"]
+        assert len(store) == 1  # not one per refresh
+        assert (await client.get("/refresh", headers=bearer(first))).status_code == 401
+        assert (await client.get("/refresh", headers=bearer(token))).status_code == 200

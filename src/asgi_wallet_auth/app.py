@@ -7,6 +7,7 @@ its own), checks the method, applies the route's rate limit, and calls the famil
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -34,8 +35,8 @@ from .settings import (
     check_domain_and_uri,
 )
 from .signed_requests import SignedRequests
-from .stores.base import NonceStore
-from .stores.memory import MemoryNonceStore
+from .stores.base import NonceStore, SessionStore
+from .stores.memory import MemoryNonceStore, MemorySessionStore
 from .tokens import TokenService
 from .users import MemoryUserStore, UserStore, WalletUser
 
@@ -121,16 +122,20 @@ class WalletAuth:
             raise ValueError("clock must be a callable returning Unix time in seconds")
         self.clock = clock
         self.chains = _registry(chains)
+        # Never evicting: a flood of secrets must not displace anyone's pending one. Each
+        # requester's share is capped (LoginSettings.max_outstanding_secrets); a full store
+        # answers 503 to new requests instead.
         self.nonce_store: NonceStore = (
-            nonce_store if nonce_store is not None else MemoryNonceStore(clock=clock)
+            nonce_store if nonce_store is not None else MemoryNonceStore(clock=clock, evict=False)
         )
         self.user_store: UserStore = user_store if user_store is not None else MemoryUserStore()
         if replay_store is None:
-            # Replay markers must never be evicted early (a dropped marker re-opens a replay):
-            # a shared nonce store (Redis) serves them too, an evicting memory store must not.
-            evicting = isinstance(self.nonce_store, MemoryNonceStore) and self.nonce_store.evicts
+            # Replay markers must never be evicted early (a dropped marker re-opens a replay),
+            # and a flood of secrets must not fill their room: in memory they get a store of
+            # their own; a shared nonce store (Redis, bounded only by its server) serves both.
+            in_memory = isinstance(self.nonce_store, MemoryNonceStore)
             replay_store = (
-                MemoryNonceStore(clock=clock, evict=False) if evicting else self.nonce_store
+                MemoryNonceStore(clock=clock, evict=False) if in_memory else self.nonce_store
             )
         self.replay_store: NonceStore = replay_store
         for name, store, proto in (
@@ -148,7 +153,7 @@ class WalletAuth:
             settings=self.token_settings,
             uri=self.uri,
             chains=self.chains,
-            revocations=self.replay_store,
+            session_store=self._session_store(),
             cookie=cookie,
             on_login=on_login,
             on_refresh=on_refresh,
@@ -170,6 +175,7 @@ class WalletAuth:
                 nonce_store=self.nonce_store,
                 user_store=self.user_store,
                 sessions=self.sessions,
+                rate_limit=rate_limit,
                 clock=clock,
             ),
             Web3MQLogin(
@@ -191,6 +197,19 @@ class WalletAuth:
         self.authenticate_token = self.sessions.authenticate_token
         self.authenticate_bearer = self.sessions.authenticate_bearer
         self.authenticate_cookie = self.sessions.authenticate_cookie
+
+    def _session_store(self) -> SessionStore:
+        # Revocations live apart from Web3MQ replay markers: filling one never blocks the other.
+        store = self.token_settings.session_store
+        if store is not None:
+            return store
+        # A RedisNonceStore means many workers: the sessions go to the same Redis. Its module is
+        # imported already wherever one exists (and redis may not be installed at all).
+        redis_stores = sys.modules.get("asgi_wallet_auth.stores.redis")
+        if redis_stores is not None and isinstance(self.nonce_store, redis_stores.RedisNonceStore):
+            client, prefix = self.nonce_store.client, self.nonce_store.prefix
+            return redis_stores.RedisSessionStore(client, prefix=f"{prefix}session:")  # type: ignore[no-any-return]
+        return MemorySessionStore(clock=self.clock)
 
     # -- what the middleware and applications read ------------------------------------------
 
@@ -227,10 +246,6 @@ class WalletAuth:
             return None, receive
         return await self.signed.user(scope, receive)
 
-    async def revoke(self, claims: Mapping[str, Any]) -> bool:
-        """Revoke the token with these verified claims (see ``SessionLayer.revoke``)."""
-        return await self.sessions.revoke(claims)
-
     # -- ASGI ------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -245,8 +260,8 @@ class WalletAuth:
             return
         try:
             route = self._route(scope)
-            if scope["method"] != route.method:
-                raise MethodNotAllowed(headers={"allow": route.method})
+            if scope["method"] not in route.methods:
+                raise MethodNotAllowed(headers={"allow": ", ".join(route.methods)})
             limit = self.rate_limit
             if limit is None or route.limit is None:
                 await route.handler(scope, receive, send)

@@ -119,17 +119,20 @@ class CookieTransport:
             return None
         return value or None
 
-    def check_request(self, scope: Scope, claims: Mapping[str, Any]) -> None:
+    def check_request(
+        self, scope: Scope, claims: Mapping[str, Any], *, state_changing: bool = False
+    ) -> None:
         """Refuse a cookie-authenticated request that a cross-site page could have made.
 
-        Unsafe http methods need the CSRF header, equal to the CSRF cookie and issued for this
-        session; a websocket needs the service's own ``Origin``.
+        Unsafe http methods (and any request to a ``state_changing`` route) need the CSRF
+        header, equal to the CSRF cookie and issued for this session; a websocket needs the
+        service's own ``Origin``.
         """
         if scope["type"] == "websocket":
             if not same_origin(scope, self.uri):
                 raise CsrfRejected("websocket from another origin")
             return
-        if scope["method"] in SAFE_METHODS:
+        if scope["method"] in SAFE_METHODS and not state_changing:
             return
         settings = self.settings
         try:

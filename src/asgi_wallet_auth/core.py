@@ -23,18 +23,19 @@ from .users import WalletUser
 logger = logging.getLogger("asgi_wallet_auth")
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
-#: Which rate limit a route counts against: secrets issued, or failed attempts (``RateLimit``).
-LimitKind = Literal["secret", "attempt"]
+#: Which rate limit a route counts against (``RateLimit``): secrets issued, failed attempts, or
+#: session operations (refresh, logout).
+LimitKind = Literal["secret", "attempt", "session"]
 T = TypeVar("T")
 _STRICT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One route of the mounted app: a path, its method, its handler and its rate limit."""
+    """One route of the mounted app: a path, its methods, its handler and its rate limit."""
 
     path: str
-    method: str
+    methods: tuple[str, ...]
     handler: Handler
     limit: LimitKind | None = None
 

@@ -7,6 +7,8 @@ another client, is not locked out.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,8 +17,10 @@ from typing import Any, Protocol, runtime_checkable
 from cachetools import TLRUCache
 from starlette.types import Scope
 
-from .core import LimitKind, guarded
-from .errors import AuthenticationFailed, InvalidRequest, RateLimited
+from .core import LimitKind, guarded, logger
+from .errors import AuthenticationFailed, InvalidRequest, RateLimited, StoreUnavailable
+
+_HEADER_RE = re.compile(r"[a-z0-9-]+")
 
 
 @runtime_checkable
@@ -29,6 +33,10 @@ class RateLimiter(Protocol):
 
     async def count(self, key: str, window: float) -> int:
         """``key``'s count in the current window, without adding to it."""
+        ...
+
+    async def undo(self, key: str, window: float) -> None:
+        """Take back one ``hit`` of the current window (a counted attempt that succeeded)."""
         ...
 
 
@@ -67,6 +75,13 @@ class MemoryRateLimiter:
         slot, _ = self._slot(key, window)
         return self._cache.get(slot, (0, 0.0))[0]
 
+    async def undo(self, key: str, window: float) -> None:
+        """Take back one ``hit`` of the current window (a counted attempt that succeeded)."""
+        slot, end = self._slot(key, window)
+        count = self._cache.get(slot, (0, end))[0]
+        if count > 0:
+            self._cache[slot] = (count - 1, end)
+
 
 class RedisRateLimiter:
     """Fixed-window counters in Redis (``INCR`` then ``PEXPIRE``), shared by every worker."""
@@ -99,20 +114,60 @@ class RedisRateLimiter:
         value = await self.client.get(self._slot(key, window))
         return 0 if value is None else int(value)
 
+    async def undo(self, key: str, window: float) -> None:
+        """Take back one ``hit`` of the current window (``DECR``: atomic on the server)."""
+        await self.client.decr(self._slot(key, window))
+
+
+class ClientUnknown(StoreUnavailable):
+    """Rate limiting cannot tell this request's client apart from others (503, logged)."""
+
+
+def requester_key(host: str) -> str:
+    """The bucket of one peer address: an IPv4 address, or the /64 of an IPv6 one.
+
+    One IPv6 subscriber holds a whole /64 (often far more): keying by the full address would let
+    one client count as 2**64 clients. An IPv4-mapped IPv6 address counts as its IPv4 address.
+    """
+    try:
+        address = ipaddress.ip_address(host.strip())
+    except ValueError:
+        return host  # not an address (a test client's name, a unix socket path): as it is
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
 
 def client_host(scope: Scope) -> str:
-    """The peer address the server saw (behind a proxy, configure the server's proxy headers)."""
+    """The peer address the server saw, as a ``requester_key``; ``ClientUnknown`` without one.
+
+    Behind a unix socket there is no peer address, and keying every request as one client would
+    let one attacker's failures lock everybody out: configure ``RateLimit(proxy_header=...)``
+    (the header your proxy sets) or the server's own proxy-header support instead.
+    """
     client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+    if not client or not client[0]:
+        logger.error(
+            "rate limiting cannot identify the client (no peer address, e.g. a unix socket): "
+            "set RateLimit(proxy_header='x-real-ip') or the server's proxy headers"
+        )
+        raise ClientUnknown()
+    return requester_key(str(client[0]))
 
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
     """Limits per client and window: secrets issued, and failed logins.
 
-    ``client_key`` maps a request to the client it counts against (default: the peer address;
-    behind a trusted proxy, let the server rewrite it from the proxy headers, e.g. uvicorn's
-    ``--proxy-headers --forwarded-allow-ips``).
+    ``client_key`` maps a request to the client it counts against (default: the peer address,
+    IPv6 by its /64; a request without one is refused with 503 rather than pooled with every
+    other). Behind a trusted proxy, let the server rewrite the peer address from the proxy headers
+    (uvicorn's ``--proxy-headers --forwarded-allow-ips``), or name the header the proxy sets in
+    ``proxy_header`` (its last value is used: the one the nearest proxy wrote). Set
+    ``proxy_header`` only when every request comes through that proxy: clients can send it too.
+    ``sessions`` limits ``/refresh`` and ``/logout`` calls per client and window.
     """
 
     secrets: int = 30
@@ -120,9 +175,20 @@ class RateLimit:
     window: float = 60.0
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     client_key: Callable[[Scope], str] = client_host
+    sessions: int = 60
+    proxy_header: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("secrets", "failed_logins"):
+        if self.proxy_header is not None:
+            if not isinstance(self.proxy_header, str) or not _HEADER_RE.fullmatch(
+                self.proxy_header
+            ):
+                raise ValueError(
+                    "proxy_header must be a lowercase header name, e.g. proxy_header='x-real-ip'"
+                )
+            if self.client_key is not client_host:
+                raise ValueError("pass either client_key or proxy_header, not both")
+        for name in ("secrets", "failed_logins", "sessions"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int; got {value!r}")
@@ -135,28 +201,46 @@ class RateLimit:
         if not isinstance(self.limiter, RateLimiter):
             raise ValueError("limiter must implement the RateLimiter protocol")
 
+    def requester(self, scope: Scope) -> str:
+        """The key this request counts against."""
+        if self.proxy_header is None:
+            return self.client_key(scope)
+        values = [
+            v for k, v in scope["headers"] if k.lower() == self.proxy_header.encode("latin-1")
+        ]
+        host = values[-1].decode("latin-1").rsplit(",", 1)[-1].strip() if values else ""
+        if not host:
+            logger.error("rate limiting: the proxy header %r is missing", self.proxy_header)
+            raise ClientUnknown()
+        return requester_key(host)
+
     async def call(
         self, kind: LimitKind, scope: Scope, now: float, handler: Callable[[], Awaitable[None]]
     ) -> None:
-        """Run ``handler`` within the limits: count a secret, or refuse past the failed attempts.
+        """Run ``handler`` within the limits of its kind, counting first.
 
-        Failed attempts are counted per requester, never per address: nobody can lock out a
-        wallet they do not control. Over a limit, the request is refused before any work.
+        Every counter is incremented before the work and compared after the increment, so N
+        concurrent requests can never all pass a check made before any of them was counted.
+        Failed attempts are counted per requester, never per address (nobody can lock out a
+        wallet they do not control); an attempt that succeeds is taken back.
         """
-        client = self.client_key(scope)
-        refused = RateLimited(headers={"retry-after": str(self.retry_after(now))})
-        if kind == "secret":
-            if await guarded(self.limiter.hit(f"secret:{client}", self.window)) > self.secrets:
-                raise refused
+        client = self.requester(scope)
+        limit = {"secret": self.secrets, "attempt": self.failed_logins}.get(kind, self.sessions)
+        key = f"{kind}:{client}"
+        if await guarded(self.limiter.hit(key, self.window)) > limit:
+            raise RateLimited(headers={"retry-after": str(self.retry_after(now))})
+        if kind != "attempt":
             await handler()
             return
-        if await guarded(self.limiter.count(f"fail:{client}", self.window)) >= self.failed_logins:
-            raise refused
         try:
             await handler()
         except (AuthenticationFailed, InvalidRequest):
-            await guarded(self.limiter.hit(f"fail:{client}", self.window))
             raise
+        except BaseException:
+            # Not the client's failure (a 503, a refusal by the app's hook, a cancellation).
+            await guarded(self.limiter.undo(key, self.window))
+            raise
+        await guarded(self.limiter.undo(key, self.window))
 
     def retry_after(self, now: float) -> int:
         """Whole seconds until the current window ends."""
@@ -164,9 +248,11 @@ class RateLimit:
 
 
 __all__ = [
+    "ClientUnknown",
     "MemoryRateLimiter",
     "RateLimit",
     "RateLimiter",
     "RedisRateLimiter",
     "client_host",
+    "requester_key",
 ]

@@ -7,6 +7,7 @@ middleware's token checks are its methods.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -20,7 +21,7 @@ from .credentials import bearer_token
 from .envelope import send_ok
 from .errors import TokenInvalid, TokenMissing
 from .settings import LoginHook, TokenSettings
-from .stores.base import NonceStore
+from .stores.base import ENDED, SessionStore
 from .tokens import IssuedToken, TokenService
 from .users import UserRecord, WalletUser
 
@@ -30,8 +31,10 @@ _TOKEN_RE = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 _RECOMPUTED_CLAIMS = frozenset({"iat", "exp", "jti", "nbf", "access_expired_at", "iss", "aud"})
 
 
-def _revoked_key(jti: str) -> str:
-    return f"revoked:{jti}"
+def session_id(claims: Mapping[str, Any]) -> str:
+    """The session a token belongs to: its ``sid`` (kept across refreshes), else its own ``jti``."""
+    sid = claims.get("sid")
+    return sid if isinstance(sid, str) and sid else str(claims["jti"])
 
 
 class SessionLayer:
@@ -44,7 +47,7 @@ class SessionLayer:
         settings: TokenSettings,
         uri: str,
         chains: ChainRegistry,
-        revocations: NonceStore,
+        session_store: SessionStore,
         cookie: CookieSettings | None,
         on_login: LoginHook | None,
         on_refresh: LoginHook | None,
@@ -61,7 +64,7 @@ class SessionLayer:
             clock=clock,
         )
         self.chains = chains
-        self.revocations = revocations
+        self.session_store = session_store
         self.revocation = settings.revocation
         self.cookies = (
             None
@@ -120,16 +123,17 @@ class SessionLayer:
         return user
 
     async def authenticate_bearer(self, token: str) -> WalletUser:
-        """``authenticate_token`` plus, where revocation is enabled, the revocation check.
+        """``authenticate_token`` plus, where revocation is enabled, the session's state.
 
-        The check reads the revocation store once per request (a dictionary lookup in memory,
-        one ``EXISTS`` round trip on Redis); a store that cannot answer makes it a 503.
+        The check reads the session store once per request (a dictionary lookup in memory, one
+        ``GET`` on Redis): a token of an ended session, or one a refresh has replaced, is
+        refused; a store that cannot answer makes the request a 503.
         """
         user = self.authenticate_token(token)
-        if self.revocation and await guarded(
-            self.revocations.exists(_revoked_key(user.claims["jti"]))
-        ):
-            raise TokenInvalid()
+        if self.revocation:
+            state = await guarded(self.session_store.current(session_id(user.claims)))
+            if state is not None and state != user.claims["jti"]:
+                raise TokenInvalid()
         return user
 
     async def authenticate_cookie(self, scope: Scope) -> WalletUser | None:
@@ -147,8 +151,12 @@ class SessionLayer:
         cookies.check_request(scope, user.claims)
         return user
 
-    async def request_user(self, scope: Scope) -> WalletUser:
-        """The user of a route that needs a credential: a bearer token, else the auth cookie."""
+    async def request_user(self, scope: Scope, *, state_changing: bool = False) -> WalletUser:
+        """The user of a route that needs a credential: a bearer token, else the auth cookie.
+
+        ``state_changing``: the route changes state even on a safe method (``GET /refresh``),
+        so a cookie credential must carry the CSRF proof whatever the method.
+        """
         token = bearer_token(scope)
         if token is not None:
             return await self.authenticate_bearer(token)
@@ -158,19 +166,37 @@ class SessionLayer:
             raise TokenMissing()
         assert cookies is not None
         user = await self.authenticate_bearer(token)
-        cookies.check_request(scope, user.claims)
+        cookies.check_request(scope, user.claims, state_changing=state_changing)
         return user
 
-    async def revoke(self, claims: Mapping[str, Any]) -> bool:
-        """Revoke the token with these verified claims until it expires.
+    def _session_ttl(self, claims: Mapping[str, Any]) -> float:
+        # A session's state matters until its absolute end: no token of it lives longer.
+        end = float(claims["auth_time"]) + self.settings.session_lifetime
+        return max(1.0, end - self.clock())
 
-        One atomic ``put``: True if this call revoked it, False if it already was revoked (so of
-        two concurrent refreshes of one token, exactly one succeeds).
+    async def end_session(self, scope: Scope) -> WalletUser:
+        """Log the caller's session out: every token of it, past and future, is refused.
+
+        Any token of the session will do, even one a refresh has replaced since (a thief who
+        refreshed first cannot keep the owner from logging out); one that ended already is 401.
         """
-        ttl = float(claims["exp"]) - self.clock()
-        if ttl <= 0:
-            return False  # expired already: nothing left to revoke
-        return await guarded(self.revocations.put(_revoked_key(claims["jti"]), "1", ttl))
+        token = bearer_token(scope)
+        cookies = self.cookies
+        from_cookie = token is None and cookies is not None
+        if from_cookie:
+            assert cookies is not None
+            token = cookies.token(scope)
+        if token is None:
+            raise TokenMissing()
+        user = self.authenticate_token(token)
+        if from_cookie:
+            assert cookies is not None
+            cookies.check_request(scope, user.claims)
+        sid = session_id(user.claims)
+        if await guarded(self.session_store.current(sid)) == ENDED:
+            raise TokenInvalid()
+        await guarded(self.session_store.end(sid, self._session_ttl(user.claims)))
+        return user
 
     # -- issuing -----------------------------------------------------------------------------
 
@@ -179,25 +205,39 @@ class SessionLayer:
 
         The hook runs before the caller stores the user: a refused login leaves nothing behind.
         """
-        base = {"userid": record.userid, "did_type": record.did_type, "did_value": record.address}
+        base: dict[str, Any] = {
+            "userid": record.userid,
+            "did_type": record.did_type,
+            "did_value": record.address,
+        }
         if self.on_login is not None:  # the user object is only built for a hook to see
             user = WalletUser(
                 address=record.address, userid=record.userid, did_type=record.did_type, claims=base
             )
             base = {**await run_hook(self.on_login, scope, user), **base}
+        base["sid"] = secrets.token_urlsafe(16)  # the session: kept by every refresh
         return self.tokens.issue(subject=record.address, auth_time=int(now), extra=base)
 
     async def refresh(self, scope: Scope, user: WalletUser) -> IssuedToken:
-        """A new token for the same session as ``user``'s, the old one revoked first."""
-        carried = {k: v for k, v in user.claims.items() if k not in _RECOMPUTED_CLAIMS}
+        """A new token for the same session as ``user``'s; with revocation, the old one retired.
+
+        The session moves to the new token id in one atomic step before the token exists, so a
+        refresh is single use: of N concurrent refreshes of one token exactly one succeeds.
+        """
+        claims = user.claims
+        carried = {k: v for k, v in claims.items() if k not in _RECOMPUTED_CLAIMS}
+        carried["sid"] = sid = session_id(claims)
         extra = await run_hook(self.on_refresh, scope, user)
-        # The old token is revoked before the new one exists: a refresh is single use.
-        if self.revocation and not await self.revoke(user.claims):
+        jti = secrets.token_hex(16)
+        if self.revocation and not await guarded(
+            self.session_store.advance(sid, claims["jti"], jti, self._session_ttl(claims))
+        ):
             raise TokenInvalid()
         return self.tokens.issue(
             subject=user.address,
-            auth_time=int(user.claims["auth_time"]),
+            auth_time=int(claims["auth_time"]),
             extra={**carried, **extra},
+            jti=jti,
         )
 
     async def send_token(self, send: Send, issued: IssuedToken, **more: Any) -> None:

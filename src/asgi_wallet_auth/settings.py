@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.types import Scope
 
+from .stores.base import SessionStore
 from .users import WalletUser
 
 DAY = 86_400.0
@@ -72,6 +73,8 @@ class TokenSettings:
     are kept so a repeat token costs the middleware a dictionary hit (0 disables). With
     ``revocation`` the service remembers ended sessions: ``POST /logout`` appears, ``/refresh``
     retires the old token, and every token is checked against the store (one lookup a request).
+    ``session_store`` keeps that state, one entry per refreshed or ended session (default: in
+    memory, or on the nonce store's Redis when that is a ``RedisNonceStore``).
     """
 
     lifetime: float = 7 * DAY
@@ -81,9 +84,12 @@ class TokenSettings:
     algorithm: str = "HS256"
     cache_size: int = 4096
     revocation: bool = False
+    session_store: SessionStore | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         positive_seconds("TokenSettings.lifetime", self.lifetime)
+        if self.session_store is not None and not isinstance(self.session_store, SessionStore):
+            raise ValueError("session_store must implement the SessionStore protocol")
         positive_seconds("session_lifetime", self.session_lifetime)
         for name in ("issuer", "audience"):
             value = getattr(self, name)
@@ -105,15 +111,20 @@ class LoginSettings:
 
     ``allow_raw_secret=False`` accepts only EIP-4361 (or another chain's sign-in) messages, which
     bind the login to this domain; ``clock_skew`` is the tolerance for a message's times.
+    ``max_outstanding_secrets`` caps the secrets one requester (peer address, IPv6 by its /64)
+    may ask for per ``nonce_lifetime``: past it they get 429, so nobody can fill the nonce store
+    alone, and nobody's pending secret is ever evicted to make room for another's.
     """
 
     nonce_lifetime: float = 300.0
     allow_raw_secret: bool = True
     clock_skew: float = 60.0
     max_body_size: int = 16 * 1024
+    max_outstanding_secrets: int = 32
 
     def __post_init__(self) -> None:
         positive_seconds("nonce_lifetime", self.nonce_lifetime)
+        _int_at_least("max_outstanding_secrets", self.max_outstanding_secrets, 1)
         skew = self.clock_skew
         if isinstance(skew, bool) or not isinstance(skew, (int, float)) or not (0 <= skew <= 600):
             raise ValueError(f"clock_skew must be between 0 and 600 seconds; got {skew!r}")

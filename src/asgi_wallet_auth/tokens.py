@@ -25,7 +25,7 @@ from .errors import SessionExpired, TokenInvalid
 REQUIRED_CLAIMS = ("sub", "iat", "exp", "jti", "iss", "aud", "auth_time")
 #: Claims the service computes itself; hooks cannot set them.
 RESERVED_CLAIMS = frozenset(
-    {*REQUIRED_CLAIMS, "nbf", "access_expired_at", "userid", "did_type", "did_value"}
+    {*REQUIRED_CLAIMS, "nbf", "access_expired_at", "userid", "did_type", "did_value", "sid"}
 )
 _HASHES = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
 
@@ -113,6 +113,7 @@ class TokenService:
         subject: str,
         auth_time: int,
         extra: Mapping[str, Any] | None = None,
+        jti: str | None = None,
     ) -> IssuedToken:
         """Issue a token for ``subject``; it never outlives ``auth_time + session_lifetime``."""
         now = int(self._clock())
@@ -124,7 +125,7 @@ class TokenService:
         claims["sub"] = subject
         claims["iat"] = now
         claims["exp"] = exp
-        claims["jti"] = secrets.token_hex(16)
+        claims["jti"] = jti if jti is not None else secrets.token_hex(16)
         claims["iss"] = self.issuer
         claims["aud"] = self.audience
         claims["auth_time"] = auth_time

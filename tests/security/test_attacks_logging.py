@@ -35,6 +35,7 @@ from starlette.types import Scope
 from asgi_wallet_auth import (
     MemoryNonceStore,
     MemoryUserStore,
+    TokenSettings,
     UserRecord,
     WalletAuth,
     WalletAuthMiddleware,
@@ -43,6 +44,7 @@ from asgi_wallet_auth import (
 from asgi_wallet_auth.cookies import CookieSettings
 from asgi_wallet_auth.errors import LoginRefused
 from asgi_wallet_auth.ratelimit import MemoryRateLimiter, RateLimit
+from asgi_wallet_auth.stores import MemorySessionStore
 from tests.conftest import OTHER_KEY, SECRET_KEY, T0, URI, WALLET_KEY, FakeClock, sign_text
 from tests.helpers import make_auth, siwe_text
 from tests.security.support import web3mq_login_body
@@ -486,7 +488,7 @@ async def test_cookie_login_with_csrf_leaks_nothing(
         for header in ({}, {"x-csrf-token": csrf[:-2]}, {"x-csrf-token": login.text[:200]}):
             assert (await http.post("/whoami", headers=header)).status_code == 403
             assert (await http.post("/auth/logout", headers=header)).status_code == 403
-        refreshed = await http.get("/auth/refresh")
+        refreshed = await http.get("/auth/refresh", headers={"x-csrf-token": csrf})
         sensitive.token(refreshed.json()["data"]["access_token"])
         sensitive.add(refreshed.json()["data"]["csrf_token"])
         csrf = refreshed.json()["data"]["csrf_token"]
@@ -526,6 +528,29 @@ class FailingNonceStore:
         return await self.inner.exists(key)
 
 
+class FailingSessionStore:
+    """A session store whose chosen operations fail with messages quoting their arguments."""
+
+    def __init__(self, clock: FakeClock, fail: set[str]) -> None:
+        self.inner = MemorySessionStore(clock=clock)
+        self.fail = fail
+
+    async def current(self, sid: str) -> str | None:
+        if "current" in self.fail:
+            raise OSError(f"GET {sid!r} failed")
+        return await self.inner.current(sid)
+
+    async def advance(self, sid: str, jti: str, new_jti: str, ttl: float) -> bool:
+        if "advance" in self.fail:
+            raise ConnectionError(f"could not move {sid!r} from {jti!r} to {new_jti!r}")
+        return await self.inner.advance(sid, jti, new_jti, ttl)
+
+    async def end(self, sid: str, ttl: float) -> None:
+        if "end" in self.fail:
+            raise ConnectionError(f"could not end {sid!r}")
+        await self.inner.end(sid, ttl)
+
+
 class FailingUserStore(MemoryUserStore):
     """A user store that fails on writes, quoting the whole record, avatar included."""
 
@@ -554,9 +579,14 @@ async def test_a_store_that_raises_leaks_nothing(
     sensitive = Sensitive()
     nonces = FailingNonceStore(clock, set())
     replay = FailingNonceStore(clock, set())
+    sessions = FailingSessionStore(clock, set())
     users = FailingUserStore()
     auth = make_auth(
-        clock, nonce_store=nonces, replay_store=replay, user_store=users, revocation=True
+        clock,
+        nonce_store=nonces,
+        replay_store=replay,
+        user_store=users,
+        tokens=TokenSettings(revocation=True, session_store=sessions),
     )
     async with Recorder(build_app(auth)) as http:
         token = (await legacy_login(http, wallet, sensitive)).json()["data"]["access_token"]
@@ -575,11 +605,12 @@ async def test_a_store_that_raises_leaks_nothing(
         sensitive.signature(body["did_signature"])
         assert (await http.post("/auth/api/user_login/", json=body)).status_code == 503
         users.failing = False
-        replay.fail = {"exists"}
+        sessions.fail = {"current"}
         assert (await http.get("/whoami", headers=bearer(token))).status_code == 503
-        replay.fail = {"put"}
+        sessions.fail = {"advance", "end"}
         assert (await http.get("/auth/refresh", headers=bearer(token))).status_code == 503
         assert (await http.post("/auth/logout", headers=bearer(token))).status_code == 503
+        replay.fail = {"put"}
         body = web3mq_body(wallet, avatar_base64=AVATAR_B64, userid="user:alice2")
         sensitive.signature(body["did_signature"])
         assert (await http.post("/auth/api/user_login/", json=body)).status_code == 503

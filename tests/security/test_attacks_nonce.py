@@ -203,7 +203,7 @@ async def test_requesting_many_secrets_for_a_victim_does_not_lock_the_victim_out
     spellings = [wallet.address, wallet.address.lower(), "0x" + wallet.address[2:].upper()]
     texts: list[str] = []
     secrets: list[str] = []
-    for i in range(60):
+    for i in range(30):  # within one requester's share of outstanding secrets
         response = await client.post(
             "/login_random_secret", json={"wallet_address": spellings[i % 3]}
         )
@@ -212,7 +212,7 @@ async def test_requesting_many_secrets_for_a_victim_does_not_lock_the_victim_out
         secrets.append(response.json()["data"])
     # The attacker never receives the victim's secret, and every secret is a fresh one.
     assert all(victim_secret not in text for text in texts)
-    assert len(set(secrets)) == 60
+    assert len(set(secrets)) == 30
     # The attacker cannot use what it was given: the secrets are the victim's to redeem.
     assert_refused(
         await client.post("/login", json=raw_fields(other_wallet, secrets[0])), 401, 40102

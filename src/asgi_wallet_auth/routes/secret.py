@@ -18,7 +18,14 @@ from starlette.types import Receive, Scope, Send
 from ..chains.base import ChainRegistry
 from ..core import Route, guarded, logger
 from ..envelope import read_json, send_ok, string_field
-from ..errors import InvalidRequest, SecretRejected, StoreUnavailable, UnsupportedLoginMethod
+from ..errors import (
+    InvalidRequest,
+    RateLimited,
+    SecretRejected,
+    StoreUnavailable,
+    UnsupportedLoginMethod,
+)
+from ..ratelimit import MemoryRateLimiter, RateLimit, RateLimiter, requester_key
 from ..sessions import SessionLayer
 from ..settings import LoginSettings
 from ..siwe import MAX_MESSAGE_LENGTH
@@ -52,9 +59,16 @@ class SecretLogin:
         nonce_store: NonceStore,
         user_store: UserStore,
         sessions: SessionLayer,
+        rate_limit: RateLimit | None,
         clock: Callable[[], float],
     ) -> None:
         self.settings = settings
+        self.rate_limit = rate_limit
+        # Outstanding secrets per requester: shared with the rate limiter where there is one
+        # (Redis across workers), else counted in this process.
+        self.outstanding: RateLimiter = (
+            rate_limit.limiter if rate_limit is not None else MemoryRateLimiter(clock=clock)
+        )
         self.domain = domain
         self.uri = uri
         self.chains = chains
@@ -66,16 +80,24 @@ class SecretLogin:
     def routes(self) -> list[Route]:
         """The two routes, each counted against its rate limit."""
         return [
-            Route("/login_random_secret", "POST", self.login_random_secret, limit="secret"),
-            Route("/login", "POST", self.login, limit="attempt"),
+            Route("/login_random_secret", ("POST",), self.login_random_secret, limit="secret"),
+            Route("/login", ("POST",), self.login, limit="attempt"),
         ]
 
     async def login_random_secret(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Issue a secret bound to the wallet address in the body."""
-        body = await read_json(scope, receive, self.settings.max_body_size)
+        settings = self.settings
+        body = await read_json(scope, receive, settings.max_body_size)
         _, address = self.chains.for_address(
             string_field(body, "wallet_address", max_length=_MAX_ADDRESS_LENGTH)
         )
+        requester = self._requester(scope)
+        if requester is not None:
+            window = settings.nonce_lifetime
+            issued = await guarded(self.outstanding.hit(f"outstanding:{requester}", window))
+            if issued > settings.max_outstanding_secrets:
+                wait = int(window - self.clock() % window) + 1  # until this window closes
+                raise RateLimited(headers={"retry-after": str(wait)})
         for _ in range(3):  # a collision of 160 random bits does not happen; the loop is a guard
             secret = secrets.token_hex(20)
             if await guarded(
@@ -84,6 +106,15 @@ class SecretLogin:
                 await send_ok(send, secret)
                 return
         raise StoreUnavailable()
+
+    def _requester(self, scope: Scope) -> str | None:
+        # Whoever asks: the rate limit's notion of a client where one is set (it may read a
+        # trusted proxy header), else the peer address. Without either (a unix socket and no
+        # rate limit) nothing is capped: one shared bucket would let anyone lock everyone out.
+        if self.rate_limit is not None:
+            return self.rate_limit.requester(scope)
+        client = scope.get("client")
+        return requester_key(str(client[0])) if client and client[0] else None
 
     async def login(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Redeem a secret with the wallet's signature; answer with an access token."""

@@ -1,4 +1,4 @@
-"""``GET /refresh`` and, with revocation, ``POST /logout``: the session's own routes."""
+"""``GET``/``POST /refresh`` and, with revocation, ``POST /logout``: the session's own routes."""
 
 from __future__ import annotations
 
@@ -17,22 +17,22 @@ class SessionRoutes:
 
     def routes(self) -> list[Route]:
         """``/refresh``, and ``/logout`` only where revoked tokens are remembered."""
-        routes = [Route("/refresh", "GET", self.refresh)]
+        routes = [Route("/refresh", ("GET", "POST"), self.refresh, limit="session")]
         if self.sessions.revocation:
-            routes.append(Route("/logout", "POST", self.logout))
+            routes.append(Route("/logout", ("POST",), self.logout, limit="session"))
         return routes
 
     async def refresh(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A new token for the caller's session (never past the session's absolute lifetime)."""
         sessions = self.sessions
-        user = await sessions.request_user(scope)
+        # A refresh changes state even as a GET: a cookie credential needs the CSRF proof.
+        user = await sessions.request_user(scope, state_changing=True)
         await sessions.send_token(send, await sessions.refresh(scope, user))
 
     async def logout(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Revoke the caller's token, and clear the cookies where they are in use."""
+        """End the caller's session, and clear the cookies where they are in use."""
         sessions = self.sessions
-        user = await sessions.request_user(scope)
-        await sessions.revoke(user.claims)
+        user = await sessions.end_session(scope)
         logger.info("logout: %s", user.address)
         cookies = sessions.cookies
         await send_ok(send, None, [] if cookies is None else cookies.clearing_cookies())

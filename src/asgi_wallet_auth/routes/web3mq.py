@@ -63,7 +63,7 @@ class Web3MQLogin:
 
     def routes(self) -> list[Route]:
         """The one route, counted against the failed-attempt limit."""
-        return [Route("/api/user_login/", "POST", self.user_login, limit="attempt")]
+        return [Route("/api/user_login/", ("POST",), self.user_login, limit="attempt")]
 
     async def user_login(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Register (or refresh) a device key for the wallet; answer with an access token."""

@@ -1,9 +1,16 @@
-"""Nonce and user stores. ``RedisNonceStore`` lives in ``asgi_wallet_auth.stores.redis`` (extra)."""
+"""Nonce, session and user stores; the Redis ones are in ``asgi_wallet_auth.stores.redis``."""
 
 from __future__ import annotations
 
-from .base import NonceStore
-from .memory import MemoryNonceStore
+from .base import ENDED, NonceStore, SessionStore
+from .memory import MemoryNonceStore, MemorySessionStore
 from .sqlite import SQLiteUserStore
 
-__all__ = ["MemoryNonceStore", "NonceStore", "SQLiteUserStore"]
+__all__ = [
+    "ENDED",
+    "MemoryNonceStore",
+    "MemorySessionStore",
+    "NonceStore",
+    "SQLiteUserStore",
+    "SessionStore",
+]

@@ -7,6 +7,8 @@ import itertools
 import time
 from collections.abc import Callable
 
+from .base import ENDED
+
 # Most entries are login secrets whose value is the marker "1": for those the dict keeps only the
 # expiry time, and a (value, expiry) pair for anything else.
 _MARKER = "1"
@@ -120,4 +122,66 @@ class MemoryNonceStore:
         return sum(1 for entry in self._cache.values() if _expiry(entry) > now)
 
 
-__all__ = ["MemoryNonceStore", "StoreFull"]
+class MemorySessionStore:
+    """Session states in one dict (one process): the default session store for one worker.
+
+    Never evicts a live entry (a dropped "logged out" would bring a session back): at
+    ``maxsize`` live sessions ``advance`` and ``end`` raise ``StoreFull`` (503). Operations never
+    await, which makes each atomic on the event loop.
+    """
+
+    def __init__(
+        self, *, maxsize: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ValueError("MemorySessionStore maxsize must be at least 1; pass maxsize=100_000")
+        self._maxsize = maxsize
+        self._clock = clock
+        self._states: dict[str, tuple[str, float]] = {}
+        self._next_purge = float("-inf")
+
+    def _live(self, sid: str, now: float) -> str | None:
+        entry = self._states.get(sid)
+        if entry is None:
+            return None
+        if entry[1] <= now:
+            del self._states[sid]
+            return None
+        return entry[0]
+
+    def _set(self, sid: str, value: str, ttl: float, now: float) -> None:
+        if not ttl > 0:
+            raise ValueError("ttl must be positive")
+        states = self._states
+        if sid not in states and len(states) >= self._maxsize:
+            if now >= self._next_purge:  # a full store rescans at most once a second
+                self._states = states = {k: e for k, e in states.items() if e[1] > now}
+                self._next_purge = now + 1.0
+            if len(states) >= self._maxsize:
+                raise StoreFull("session store is full and may not evict")
+        states[sid] = (value, now + ttl)
+
+    async def current(self, sid: str) -> str | None:
+        """The session's current token id, ``ENDED`` once logged out, None if never changed."""
+        return self._live(sid, self._clock())
+
+    async def advance(self, sid: str, jti: str, new_jti: str, ttl: float) -> bool:
+        """Make ``new_jti`` current if ``jti`` is (or the session has no entry); else False."""
+        now = self._clock()
+        state = self._live(sid, now)
+        if state is not None and state != jti:
+            return False
+        self._set(sid, new_jti, ttl, now)
+        return True
+
+    async def end(self, sid: str, ttl: float) -> None:
+        """Mark the session logged out for ``ttl`` seconds (its remaining absolute lifetime)."""
+        now = self._clock()
+        self._set(sid, ENDED, ttl, now)
+
+    def __len__(self) -> int:
+        now = self._clock()
+        return sum(1 for entry in self._states.values() if entry[1] > now)
+
+
+__all__ = ["MemoryNonceStore", "MemorySessionStore", "StoreFull"]

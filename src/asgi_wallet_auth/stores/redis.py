@@ -12,6 +12,8 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from .base import ENDED
+
 # Atomic get-and-delete for servers older than 6.2, which lack GETDEL.
 _TAKE_SCRIPT = """
 local value = redis.call('GET', KEYS[1])
@@ -112,4 +114,50 @@ class RedisNonceStore:
         await self.client.aclose()
 
 
-__all__ = ["RedisNonceStore"]
+# Compare-and-set of a session's current token id: a missing key counts as "the first token".
+_ADVANCE_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if current == false or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+class RedisSessionStore:
+    """Session states in Redis, shared by every worker and host (``SessionStore``).
+
+    ``advance`` is one Lua script (compare and set, atomic on the server), ``end`` one ``SET``
+    with its lifetime, ``current`` one ``GET``. Keys are ``prefix + sid``. Failures propagate (503).
+    """
+
+    def __init__(self, client: aioredis.Redis, *, prefix: str = "wallet-auth:session:") -> None:
+        if not isinstance(prefix, str):
+            raise ValueError("prefix must be a string such as 'wallet-auth:session:'")
+        self.client = client
+        self.prefix = prefix
+        self._advance = client.register_script(_ADVANCE_SCRIPT)
+
+    async def current(self, sid: str) -> str | None:
+        """The session's current token id, ``ENDED`` once logged out, None if never changed."""
+        value = await self.client.get(self.prefix + sid)
+        if value is None:
+            return None
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+    async def advance(self, sid: str, jti: str, new_jti: str, ttl: float) -> bool:
+        """Make ``new_jti`` current if ``jti`` is (or the session has no entry); else False."""
+        if not ttl > 0:
+            raise ValueError("ttl must be positive")
+        px = max(1, math.ceil(ttl * 1000))
+        return bool(await self._advance(keys=[self.prefix + sid], args=[jti, new_jti, px]))
+
+    async def end(self, sid: str, ttl: float) -> None:
+        """Mark the session logged out for ``ttl`` seconds (its remaining absolute lifetime)."""
+        if not ttl > 0:
+            raise ValueError("ttl must be positive")
+        await self.client.set(self.prefix + sid, ENDED, px=max(1, math.ceil(ttl * 1000)))
+
+
+__all__ = ["RedisNonceStore", "RedisSessionStore"]
