@@ -813,6 +813,9 @@ class BrokenUserStore(MemoryUserStore):
     async def save(self, record: Any) -> None:
         raise OSError("disk full")
 
+    async def merge(self, login: Any, *, max_devices: int) -> Any:
+        raise OSError("disk full")
+
 
 async def test_unreachable_user_store_gives_503_and_no_token(
     clock: FakeClock, wallet: LocalAccount

@@ -21,7 +21,7 @@ from starlette.requests import cookie_parser
 from starlette.types import Scope
 
 from .envelope import header
-from .errors import CsrfRejected, WalletAuthError
+from .errors import CsrfRejected, TokenInvalid, WalletAuthError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _TOKEN_NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
@@ -33,11 +33,16 @@ class CookieSettings:
     """Where and how the access token and the CSRF token travel as cookies.
 
     ``secure=False`` is for plain-HTTP local development only; ``samesite="none"`` needs
-    ``secure=True`` (browsers refuse it otherwise).
+    ``secure=True`` (browsers refuse it otherwise). Left empty, the names default to
+    ``__Host-wallet_auth`` and ``__Host-wallet_auth_csrf`` where the settings allow the prefix
+    (``secure``, ``path="/"``, no ``domain``): a browser then refuses such a cookie set by a
+    sibling subdomain or over plain HTTP, so nobody can plant one. Otherwise they are
+    ``wallet_auth`` and ``wallet_auth_csrf``. A ``__Host-``/``__Secure-`` name with settings
+    a browser would silently drop it for is refused here.
     """
 
-    name: str = "wallet_auth"
-    csrf_cookie_name: str = "wallet_auth_csrf"
+    name: str = ""
+    csrf_cookie_name: str = ""
     csrf_header_name: str = "x-csrf-token"
     secure: bool = True
     samesite: Literal["lax", "strict", "none"] = "lax"
@@ -45,9 +50,26 @@ class CookieSettings:
     domain: str | None = None
 
     def __post_init__(self) -> None:
+        host_ok = self.secure is True and self.path == "/" and self.domain is None
+        prefix = "__Host-" if host_ok else ""
+        if self.name == "":
+            object.__setattr__(self, "name", prefix + "wallet_auth")
+        if self.csrf_cookie_name == "":
+            object.__setattr__(self, "csrf_cookie_name", prefix + "wallet_auth_csrf")
         for label, value in (("name", self.name), ("csrf_cookie_name", self.csrf_cookie_name)):
             if not isinstance(value, str) or _TOKEN_NAME_RE.fullmatch(value) is None:
                 raise ValueError(f"cookie {label} must be a cookie token such as 'wallet_auth'")
+            folded = value.lower()  # browsers match the prefixes case-insensitively
+            if folded.startswith("__host-") and not host_ok:
+                raise ValueError(
+                    f"cookie {label} {value!r} has the __Host- prefix: browsers drop such a "
+                    "cookie unless secure=True, path='/' and domain=None"
+                )
+            if folded.startswith("__secure-") and self.secure is not True:
+                raise ValueError(
+                    f"cookie {label} {value!r} has the __Secure- prefix: browsers drop such a "
+                    "cookie unless secure=True"
+                )
         if self.name == self.csrf_cookie_name:
             raise ValueError("name and csrf_cookie_name must differ")
         if _HEADER_NAME_RE.fullmatch(self.csrf_header_name) is None:
@@ -112,12 +134,15 @@ class CookieTransport:
         self.uri = uri
 
     def token(self, scope: Scope) -> str | None:
-        """The access token in the auth cookie, None when there is none."""
-        try:
-            value = read_cookies(scope).get(self.settings.name)
-        except WalletAuthError:
-            return None
-        return value or None
+        """The access token in the auth cookie, None when there is none.
+
+        Two cookies of that name (one may have been planted for a parent domain or a path) are
+        ambiguous, as two ``Authorization`` headers are: ``TokenInvalid``.
+        """
+        values = cookie_values(scope, self.settings.name)
+        if len(values) > 1:
+            raise TokenInvalid()
+        return values[0] or None if values else None
 
     def check_request(
         self, scope: Scope, claims: Mapping[str, Any], *, state_changing: bool = False
@@ -137,9 +162,12 @@ class CookieTransport:
         settings = self.settings
         try:
             sent = header(scope, settings.csrf_header_name.encode("latin-1"))
-            cookie_value = read_cookies(scope).get(settings.csrf_cookie_name)
         except WalletAuthError:
             raise CsrfRejected() from None
+        cookies = cookie_values(scope, settings.csrf_cookie_name)
+        if len(cookies) != 1:
+            raise CsrfRejected()  # none, or two: which one the page read is ambiguous
+        cookie_value = cookies[0]
         if sent is None or not cookie_value or not sent.isascii() or not cookie_value.isascii():
             raise CsrfRejected()  # compare_digest would raise on non-ASCII text
         token = sent.decode("latin-1")
@@ -181,6 +209,21 @@ def read_cookies(scope: Scope) -> dict[str, str]:
     return cookie_parser(b"; ".join(raw).decode("latin-1")) if raw else {}
 
 
+def cookie_values(scope: Scope, name: str) -> list[str]:
+    """Every value the request's cookies give ``name`` (browsers may send a name twice)."""
+    raw = [value for key, value in scope["headers"] if key.lower() == b"cookie"]
+    if not raw:
+        return []
+    values: list[str] = []
+    for chunk in b"; ".join(raw).decode("latin-1").split(";"):
+        # One pair at a time through the same parser as ``read_cookies``, so values are read
+        # alike; the whole-header parse keeps only the last of two equal names.
+        value = cookie_parser(chunk).get(name)
+        if value is not None:
+            values.append(value)
+    return values
+
+
 def same_origin(scope: Scope, uri: str) -> bool:
     """Whether the request's ``Origin`` is the service's own (scheme and authority of ``uri``)."""
     origin = header(scope, b"origin")
@@ -194,4 +237,9 @@ def same_origin(scope: Scope, uri: str) -> bool:
 __all__ = [
     "SAFE_METHODS",
     "CookieSettings",
-    "CookieTransport", "CsrfTokens", "read_cookies", "same_origin"]
+    "CookieTransport",
+    "CsrfTokens",
+    "cookie_values",
+    "read_cookies",
+    "same_origin",
+]

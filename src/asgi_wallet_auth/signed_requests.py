@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Message, Receive, Scope
 
 from .core import guarded, logger
-from .envelope import header, parse_json_object
+from .envelope import content_length, header, parse_json_object
 from .errors import InvalidRequest, ReplayRejected, SignedRequestRejected, WalletAuthError
 from .settings import Web3MQSettings
 from .stores.base import NonceStore
@@ -77,9 +77,12 @@ async def _signed_params_from_body(
     content_type = header(scope, b"content-type") or b""
     if content_type.split(b";")[0].strip().lower() != b"application/json":
         return None, receive
-    declared = header(scope, b"content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        return None, receive  # too large to inspect (or unreadable): not read at all here
+    try:
+        declared = content_length(scope)
+    except InvalidRequest:
+        return None, receive  # unreadable: not read here; the app's own reader refuses it
+    if declared is not None and declared > limit:
+        return None, receive  # too large to inspect: not read at all here
     messages: list[Message] = []
     size = 0
     complete = False
@@ -176,13 +179,16 @@ class SignedRequests:
                 raise SignedRequestRejected() from None
             if not isinstance(content, str):
                 raise SignedRequestRejected()
+        try:
+            # A lone surrogate (from a JSON "\ud800" the hook folded in) has no UTF-8 form.
+            signed = content.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SignedRequestRejected() from None
         signature = decode_request_signature(params.get("web3mq_user_signature"))
         if signature is None:
             raise SignedRequestRejected()
         record = await guarded(self.user_store.get(userid))
-        if record is None or not verify_request_signature(
-            record.device_keys, content.encode("utf-8"), signature
-        ):
+        if record is None or not verify_request_signature(record.device_keys, signed, signature):
             raise SignedRequestRejected()
         marker = "web3mq-request:" + hashlib.sha256(signature).hexdigest()
         if not await guarded(

@@ -103,6 +103,28 @@ def merge_login(current: UserRecord | None, login: UserRecord, max_devices: int)
     )
 
 
+#: ``max_devices`` for a login that adds no device key: every stored key is kept.
+KEEP_ALL_DEVICES = 1 << 20
+
+
+def merge_target(
+    by_address: UserRecord | None, login: UserRecord
+) -> tuple[UserRecord | None, UserRecord | None]:
+    """Where a login whose userid is not stored folds in: (current record, login to fold).
+
+    ``by_address`` is the wallet's stored record, if any. Under its default userid (the address)
+    it is renamed to the login's userid. A login naming no userid of its own (its userid is the
+    address: the secret flow) folds into the wallet's record and keeps that record's userid. A
+    login naming another userid than the wallet's is refused: (None, None), as a wallet has one
+    userid and its record is never dropped for another.
+    """
+    if by_address is None or by_address.userid == by_address.address:
+        return by_address, login
+    if login.userid == login.address:
+        return by_address, replace(login, userid=by_address.userid)
+    return None, None
+
+
 @runtime_checkable
 class UserStore(Protocol):
     """Persistence for user records; implement it to keep users in your own database.
@@ -130,8 +152,9 @@ class UserStore(Protocol):
     async def merge(self, login: UserRecord, *, max_devices: int) -> UserRecord | None:
         """Atomically fold one device login into the stored user; return the result.
 
-        The current record is the one with ``login.userid``, else the wallet's record under its
-        default userid (its address), which is renamed. ``merge_login`` says how they combine.
+        The current record is the one with ``login.userid``, else the wallet's record as
+        ``merge_target`` says (a login whose userid is the address folds into the wallet's
+        record under whatever userid it has). ``merge_login`` says how they combine.
         If ``login.userid`` belongs to another address, return None and change nothing: that is
         how a userid is bound to its first wallet, so of two wallets racing for one new userid
         exactly one wins, and two devices of one wallet logging in at once both keep their key.
@@ -162,13 +185,19 @@ class MemoryUserStore:
 
     async def merge(self, login: UserRecord, *, max_devices: int) -> UserRecord | None:
         """Fold one device login into the stored user (see ``UserStore.merge``)."""
+        folded = login
         current = self._by_userid.get(login.userid)
         if current is None:
-            default = self._by_userid.get(login.address)
-            current = default if default is not None and default.address == login.address else None
+            by_address = self._by_userid.get(self._userid_by_address.get(login.address, ""))
+            if by_address is not None and by_address.address != login.address:
+                by_address = None
+            current, target = merge_target(by_address, login)
+            if target is None:
+                return None
+            folded = target
         elif current.address != login.address:
             return None
-        merged = merge_login(current, login, max_devices)
+        merged = merge_login(current, folded, max_devices)
         if current is not None and current.userid != merged.userid:
             self._userid_by_address.pop(current.address, None)
             del self._by_userid[current.userid]
@@ -195,4 +224,12 @@ class MemoryUserStore:
         return len(self._by_userid)
 
 
-__all__ = ["MemoryUserStore", "UserRecord", "UserStore", "WalletUser", "merge_login"]
+__all__ = [
+    "KEEP_ALL_DEVICES",
+    "MemoryUserStore",
+    "UserRecord",
+    "UserStore",
+    "WalletUser",
+    "merge_login",
+    "merge_target",
+]

@@ -206,7 +206,7 @@ async def test_declared_content_length_over_the_cap_is_refused_before_reading(
 
 
 @pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize("length", [b"10", b"0", b"-1", b"+10"])
+@pytest.mark.parametrize("length", [b"10", b"0", b"000010"])
 async def test_understated_content_length_does_not_lift_the_streaming_cap(
     auth: WalletAuth, route: str, length: bytes
 ) -> None:
@@ -214,6 +214,31 @@ async def test_understated_content_length_does_not_lift_the_streaming_cap(
     sent = await call(auth, route, stream, [*JSON, (b"content-length", length)])
     assert sent[0]["status"] == 413
     assert stream.calls <= CAPS[route] // 1000 + 1
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(
+    "length", [b"-1", b"+10", b" 10", b"1_0", b"0x10", b"\xd9\xa1", b"0" * 5000 + b"x"]
+)
+async def test_a_content_length_that_is_not_digits_is_400_before_any_read(
+    auth: WalletAuth, route: str, length: bytes
+) -> None:
+    # int() would take signs, blanks, underscores and non-ASCII digits: the header may not.
+    stream = Stream(endless=True)
+    sent = await call(auth, route, stream, [*JSON, (b"content-length", length)])
+    assert sent[0]["status"] == 400
+    assert stream.calls == 0
+    assert secrets_issued(auth) == 0
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_thousands_of_leading_zeros_are_a_number_not_a_500(
+    auth: WalletAuth, route: str
+) -> None:
+    # Past int()'s 4300-digit limit: a huge declared length is 413, a small one is read.
+    stream = Stream(endless=True)
+    sent = await call(auth, route, stream, [*JSON, (b"content-length", b"0" * 5000 + b"9" * 20)])
+    assert sent[0]["status"] == 413 and stream.calls == 0
 
 
 @pytest.mark.parametrize("route", ROUTES)

@@ -19,6 +19,7 @@ from ..chains.base import ChainRegistry
 from ..core import Route, guarded, logger
 from ..envelope import read_json, send_ok, string_field
 from ..errors import (
+    IdentityConflict,
     InvalidRequest,
     RateLimited,
     SecretRejected,
@@ -30,7 +31,7 @@ from ..sessions import SessionLayer
 from ..settings import LoginSettings
 from ..siwe import MAX_MESSAGE_LENGTH
 from ..stores.base import NonceStore
-from ..users import UserRecord, UserStore
+from ..users import KEEP_ALL_DEVICES, UserRecord, UserStore
 
 _SECRET_RE = re.compile(r"[A-Za-z0-9]{8,128}")
 #: Longer than any chain's address text (Ethereum 42, Solana up to 44).
@@ -159,10 +160,13 @@ class SecretLogin:
         stamp = float(now)
         if record is None:
             record = UserRecord(address, address, verifier.did_type, stamp, stamp)
-        else:
-            record = record.with_logins(record.first_login, stamp)
         issued = await self.sessions.start(scope, record, now)
-        await guarded(self.user_store.save(record))
+        # One atomic fold into the stored user (only the login times change): a device key or
+        # profile a concurrent Web3MQ login of this wallet adds is kept, never overwritten.
+        login = UserRecord(record.userid, address, record.did_type, stamp, stamp)
+        merged = await guarded(self.user_store.merge(login, max_devices=KEEP_ALL_DEVICES))
+        if merged is None or merged.userid != record.userid:
+            raise IdentityConflict()  # renamed by a concurrent login: the token would be stale
         logger.info("login ok: %s", address)
         await self.sessions.send_token(send, issued)
 

@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from ..chains.base import ChainRegistry
 from ..core import Route, guarded, logger
 from ..envelope import read_json, string_field
-from ..errors import IdentityConflict, InvalidRequest, ReplayRejected
+from ..errors import IdentityConflict, InvalidRequest, ReplayRejected, WalletAuthError
 from ..sessions import SessionLayer
 from ..settings import Web3MQSettings
 from ..siwe import MAX_MESSAGE_LENGTH
@@ -33,7 +33,27 @@ from ..web3mq import (
     parse_ed25519_public_key,
 )
 
-_ADDRESS_LIKE = re.compile(r"0x[0-9a-fA-F]{40}")
+# Any spelling of an Ethereum address, checksum or not, either case of the prefix.
+_ADDRESS_LIKE = re.compile(r"0[xX][0-9a-fA-F]{40}")
+
+
+def _names_another_wallet(userid: str, address: str, chains: ChainRegistry) -> bool:
+    """Whether ``userid`` spells a wallet address other than ``address``.
+
+    ``userid == address`` is every wallet's default userid, so an address-shaped userid belongs
+    to that address: nobody may register another wallet's (in any spelling, on any chain).
+    """
+    if _ADDRESS_LIKE.fullmatch(userid):
+        return userid.lower() != address.lower()
+    for verifier in chains.values():
+        try:
+            named = verifier.normalize(userid)
+        except WalletAuthError:
+            continue
+        if named != address:
+            return True
+    return False
+
 
 
 class Web3MQLogin:
@@ -93,8 +113,7 @@ class Web3MQLogin:
         await verifier.verify(content.encode("utf-8"), signature, address)
 
         # Identity checks before anything is written: a refusal changes nothing.
-        if _ADDRESS_LIKE.fullmatch(userid) and userid.lower() != address.lower():
-            # userid == address is every wallet's default userid: nobody may squat another's.
+        if _names_another_wallet(userid, address, self.chains):
             raise IdentityConflict("a userid that is an address belongs to that wallet")
         existing = await guarded(self.user_store.get(userid))
         if existing is not None and existing.address != address:

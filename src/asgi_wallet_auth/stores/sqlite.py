@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..users import UserRecord, merge_login
+from ..users import UserRecord, merge_login, merge_target
 
 _T = TypeVar("_T")
 
@@ -176,14 +176,20 @@ class SQLiteUserStore:
                 return None if row is None else _record(row)
 
             def merge() -> UserRecord | None:
+                folded = login
                 current = select(login.userid)
                 if current is None:
-                    default = select(login.address)
-                    if default is not None and default.address == login.address:
-                        current = default
+                    sql = f"SELECT {_COLUMNS} FROM wallet_users WHERE address = ?"  # noqa: S608
+                    row = conn.execute(sql, (login.address,)).fetchone()
+                    current, target = merge_target(
+                        None if row is None else _record(row), login
+                    )
+                    if target is None:
+                        return None
+                    folded = target
                 elif current.address != login.address:
                     return None
-                merged = merge_login(current, login, max_devices)
+                merged = merge_login(current, folded, max_devices)
                 if current is not None and current.userid != merged.userid:
                     conn.execute("DELETE FROM wallet_users WHERE userid = ?", (current.userid,))
                 self._upsert(conn, merged)
