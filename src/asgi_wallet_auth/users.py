@@ -131,7 +131,9 @@ class UserStore(Protocol):
         """Atomically fold one device login into the stored user; return the result.
 
         The current record is the one with ``login.userid``, else the wallet's record under its
-        default userid (its address), which is renamed. ``merge_login`` says how they combine.
+        default userid (its address), which is renamed. A login under the default userid (the
+        legacy ``/login``: ``userid == address``, no device keys) joins the wallet's record
+        whatever its userid, and that userid is kept. ``merge_login`` says how they combine.
         If ``login.userid`` belongs to another address, return None and change nothing: that is
         how a userid is bound to its first wallet, so of two wallets racing for one new userid
         exactly one wins, and two devices of one wallet logging in at once both keep their key.
@@ -163,7 +165,13 @@ class MemoryUserStore:
     async def merge(self, login: UserRecord, *, max_devices: int) -> UserRecord | None:
         """Fold one device login into the stored user (see ``UserStore.merge``)."""
         current = self._by_userid.get(login.userid)
-        if current is None:
+        if current is None and login.userid == login.address:
+            # The default userid: a wallet registered under another userid keeps it.
+            userid = self._userid_by_address.get(login.address)
+            current = None if userid is None else self._by_userid.get(userid)
+            if current is not None:
+                login = replace(login, userid=current.userid)
+        elif current is None:
             default = self._by_userid.get(login.address)
             current = default if default is not None and default.address == login.address else None
         elif current.address != login.address:

@@ -9,6 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from ..users import UserRecord, merge_login
@@ -176,8 +177,16 @@ class SQLiteUserStore:
                 return None if row is None else _record(row)
 
             def merge() -> UserRecord | None:
+                nonlocal login
                 current = select(login.userid)
-                if current is None:
+                if current is None and login.userid == login.address:
+                    # The default userid: a wallet registered under another userid keeps it.
+                    sql = f"SELECT {_COLUMNS} FROM wallet_users WHERE address = ?"  # noqa: S608
+                    row = conn.execute(sql, (login.address,)).fetchone()
+                    current = None if row is None else _record(row)
+                    if current is not None:
+                        login = replace(login, userid=current.userid)
+                elif current is None:
                     default = select(login.address)
                     if default is not None and default.address == login.address:
                         current = default
