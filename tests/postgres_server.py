@@ -9,6 +9,7 @@ Where no binaries exist the PostgreSQL tests skip with that reason, unless
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import pwd
@@ -18,7 +19,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,3 +180,90 @@ class PostgresServer:
         """Stop the server and remove its cluster."""
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# Codes of the untyped requests a client may send before its StartupMessage.
+_SSL_REQUEST, _GSS_REQUEST = 80877103, 80877104
+
+
+class RoundTripCounter:
+    """A loopback TCP proxy in front of a server that counts the clients' round trips.
+
+    It reads the client's side of the wire protocol and counts ``Sync`` and ``Query`` messages:
+    each makes the client wait for the server's ``ReadyForQuery``, so each is one round trip.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.round_trips = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    def url(self, user: str = USER, database: str = "postgres") -> str:
+        """A DSN that reaches the server through this proxy (no TLS, so it can be read)."""
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}?sslmode=disable"
+
+    async def start(self) -> None:
+        """Listen on a free loopback port."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stop listening and cut every proxied connection."""
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self.target_port
+        )
+        self._writers += [writer, upstream_writer]
+        self._spawn(self._client_side(reader, upstream_writer))
+        self._spawn(self._server_side(upstream_reader, writer))
+
+    async def _client_side(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        typed = False
+        try:
+            while True:
+                if typed:
+                    head = await reader.readexactly(5)
+                    body = await reader.readexactly(int.from_bytes(head[1:], "big") - 4)
+                    if head[:1] in (b"S", b"Q"):
+                        self.round_trips += 1
+                else:  # StartupMessage and the requests before it have no type byte
+                    head = await reader.readexactly(4)
+                    body = await reader.readexactly(int.from_bytes(head, "big") - 4)
+                    typed = int.from_bytes(body[:4], "big") not in (_SSL_REQUEST, _GSS_REQUEST)
+                writer.write(head + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    @staticmethod
+    async def _server_side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()

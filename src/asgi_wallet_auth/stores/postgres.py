@@ -55,9 +55,9 @@ def _params(record: UserRecord) -> tuple[Any, ...]:
 
 
 async def _keep_session(conn: Any) -> None:
-    # The pool's reset hook. The store sets no session state, listens to nothing and holds no
-    # cursors or session locks, so asyncpg's default reset query (one more round trip on every
-    # release) has nothing to undo; an open transaction is still rolled back by asyncpg itself.
+    # The pool's reset hook (asyncpg 0.30+). The store sets no session state, listens to nothing
+    # and holds no cursors or session locks, so asyncpg's default reset query (one more round trip
+    # on every release) has nothing to undo; an open transaction is still rolled back by asyncpg.
     return None
 
 

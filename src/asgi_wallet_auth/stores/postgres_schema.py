@@ -35,7 +35,8 @@ CREATE FUNCTION {p}fold_keys(old text[], new text[], max_keys integer) RETURNS t
 LANGUAGE sql IMMUTABLE AS $fn$
     SELECT k[greatest(cardinality(k) - max_keys + 1, 1):]
     FROM (SELECT ARRAY(
-        SELECT item FROM unnest(old) WITH ORDINALITY AS t(item, n) WHERE item <> ALL (new) ORDER BY n
+        SELECT item FROM unnest(old) WITH ORDINALITY AS t(item, n)
+        WHERE item <> ALL (new) ORDER BY n
     ) || new AS k) AS folded
 $fn$;
 
