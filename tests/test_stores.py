@@ -529,7 +529,7 @@ async def test_merges_and_saves_agree_with_the_reference_store(users: UserStore)
     reference = MemoryUserStore()
     addresses = [ADDRESS_A, ADDRESS_B, "0x" + "ab" * 20]
     userids = ["alice", "bob", *addresses]
-    for step in range(150):
+    for step in range(300):
         address = rng.choice(addresses)
         userid = rng.choice([*userids, address, address])
         record = _login(

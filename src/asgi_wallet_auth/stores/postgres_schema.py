@@ -32,12 +32,19 @@ CREATE TABLE {p}users (
 # (the delete included) and the loop looks again, seeing what the other login committed.
 _FUNCTIONS = """
 CREATE FUNCTION {p}fold_keys(old text[], new text[], max_keys integer) RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $fn$
-    SELECT k[greatest(cardinality(k) - max_keys + 1, 1):]
-    FROM (SELECT ARRAY(
+LANGUAGE plpgsql IMMUTABLE AS $fn$
+DECLARE
+    k text[];
+BEGIN
+    IF cardinality(new) = 0 AND cardinality(old) <= max_keys THEN
+        RETURN old;  -- a login without a device key (the legacy route) changes nothing here
+    END IF;
+    k := ARRAY(
         SELECT item FROM unnest(old) WITH ORDINALITY AS t(item, n)
         WHERE item <> ALL (new) ORDER BY n
-    ) || new AS k) AS folded
+    ) || new;
+    RETURN k[greatest(cardinality(k) - max_keys + 1, 1):];
+END
 $fn$;
 
 CREATE FUNCTION {p}merge(
@@ -51,6 +58,25 @@ DECLARE
     new_userid text;
     gives_way text;
 BEGIN
+    -- A returning wallet, the common case: one locking UPDATE of its row. A default-userid
+    -- login matches the wallet's row whatever its userid (which that row keeps), unless that
+    -- default userid is another wallet's.
+    RETURN QUERY UPDATE {p}users SET
+        did_type = p_did_type,
+        first_login = least(first_login, p_first),
+        last_login = greatest(last_login, p_last),
+        device_keys = {p}fold_keys(device_keys, p_keys, p_max),
+        nickname = coalesce(nickname, p_nickname),
+        avatar_url = coalesce(avatar_url, p_avatar_url),
+        avatar = CASE WHEN avatar IS NULL THEN p_avatar ELSE avatar END,
+        avatar_type = CASE WHEN avatar IS NULL THEN p_avatar_type ELSE avatar_type END
+    WHERE address = p_address AND (userid = p_userid OR (
+        p_userid = p_address AND NOT EXISTS (SELECT FROM {p}users WHERE userid = p_userid)
+    ))
+    RETURNING *;
+    IF FOUND THEN
+        RETURN;
+    END IF;
     FOR attempt IN 1..20 LOOP
         new_userid := p_userid;
         gives_way := NULL;
