@@ -146,7 +146,7 @@ def main() -> int:
             }
             logins = {name: Logins(driver, store, calls) for name, store in stores.items()}
             rows = compare(
-                "login, users in",
+                "whole legacy login",
                 {f"{name} users": logins[name].one for name in stores},
                 "memory users",
                 number,
