@@ -1,4 +1,4 @@
-"""Nonce and user stores. ``RedisNonceStore`` lives in ``asgi_wallet_auth.stores.redis`` (extra)."""
+"""Nonce and user stores; ``stores.redis`` and ``stores.postgres`` need their extras."""
 
 from __future__ import annotations
 
