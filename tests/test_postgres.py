@@ -382,3 +382,18 @@ def test_service_builds_a_postgres_store_from_a_database_url(
         user_store_for("mysql://h/db")
     with pytest.raises(ValueError, match="needs a file"):
         user_store_for("sqlite:///")
+
+
+def test_missing_binaries_skip_locally_and_fail_where_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tests.postgres_server as harness
+
+    monkeypatch.setattr(harness.shutil, "which", lambda name: None)
+    monkeypatch.setattr(harness.glob, "glob", lambda pattern: [])
+    monkeypatch.delenv(harness.REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install postgresql"):
+        harness.postgres_bindir()
+    monkeypatch.setenv(harness.REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="WALLET_AUTH_REQUIRE_POSTGRES=1 requires"):
+        harness.postgres_bindir()
