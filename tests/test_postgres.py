@@ -397,3 +397,17 @@ def test_missing_binaries_skip_locally_and_fail_where_required(
     monkeypatch.setenv(harness.REQUIRE_ENV, "1")
     with pytest.raises(pytest.fail.Exception, match="WALLET_AUTH_REQUIRE_POSTGRES=1 requires"):
         harness.postgres_bindir()
+
+
+async def test_first_logins_racing_a_new_userid_never_drop_a_committed_row(
+    store: PostgresUserStore,
+) -> None:
+    # The window this guards is narrow (a row committed between the function's two looks), so
+    # many rounds of colliding first logins; each round must keep all twelve keys.
+    keys = [f"{i:064x}" for i in range(1, 13)]
+    for round_ in range(120):
+        address = "0x" + f"{round_ + 1:040x}"
+        logins = [UserRecord(f"r{round_}", address, "eth", T0, T0, (k,)) for k in keys]
+        await asyncio.gather(*(store.merge(x, max_devices=16) for x in logins))
+        stored = await store.get(f"r{round_}")
+        assert stored is not None and sorted(stored.device_keys) == keys, round_

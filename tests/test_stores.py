@@ -476,6 +476,18 @@ async def test_concurrent_merges_of_one_wallets_devices_keep_every_key(users: Us
     assert await users.get(ADDRESS_A) is None
 
 
+async def test_concurrent_first_logins_of_a_new_wallets_devices_keep_every_key(
+    users: UserStore,
+) -> None:
+    for round_ in range(8):  # nothing stored yet: the first inserts collide with each other
+        address = "0x" + f"{round_ + 200:040x}"
+        logins = [_login(f"new{round_}", address, keys=(KEYS[i],)) for i in range(12)]
+        results = await asyncio.gather(*(users.merge(x, max_devices=16) for x in logins))
+        assert all(r is not None for r in results)
+        stored = await users.get(f"new{round_}")
+        assert stored is not None and sorted(stored.device_keys) == sorted(KEYS[:12])
+
+
 async def test_concurrent_merges_beyond_the_cap_keep_the_cap(users: UserStore) -> None:
     logins = [_login("alice", keys=(KEYS[i],)) for i in range(50)]
     await asyncio.gather(*(users.merge(x, max_devices=16) for x in logins))

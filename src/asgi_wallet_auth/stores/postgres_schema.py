@@ -90,9 +90,10 @@ BEGIN
             found_row := FOUND;
             IF found_row AND p_userid = p_address THEN
                 new_userid := cur.userid;  -- a default-userid login keeps the wallet's userid
-            ELSIF found_row AND cur.userid <> p_address THEN
+            ELSIF found_row AND cur.userid <> p_address AND cur.userid <> p_userid THEN
                 -- A wallet has one userid: its record under another one gives way. Only this
-                -- row, locked and looked at, is deleted; never one committed meanwhile.
+                -- row, locked and looked at, is deleted; a row of p_userid committed since the
+                -- first look is this wallet's own and is updated below.
                 gives_way := cur.userid;
                 found_row := false;
             END IF;  -- else the wallet's default record, renamed below
