@@ -17,6 +17,8 @@ from typing import NoReturn
 
 from .client import DEFAULT_KEY_ENV, DEFAULT_STATEMENT, DEFAULT_TIMEOUT, redact
 
+_DEFAULT_DB = "asgi-wallet-auth.db"
+
 
 def _authority(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--uri", help="EIP-4361 URI (default: http://host:port)")
     serve.add_argument(
         "--db",
+        default=_DEFAULT_DB,
         help="SQLite user database (default ./asgi-wallet-auth.db); or use --database-url",
     )
     serve.add_argument(
@@ -273,15 +276,15 @@ def _user_database(args: argparse.Namespace) -> tuple[Path, str | None]:
 
     url = args.database_url or None
     if url is None:
-        return Path(args.db or "asgi-wallet-auth.db").resolve(), None
-    if args.db is not None:
+        return Path(args.db).resolve(), None
+    if args.db != _DEFAULT_DB:
         raise ValueError("give --db or --database-url, not both")
     path = service.sqlite_path(url)
     if path is not None:
         return Path(path).resolve(), None
     if not url.startswith(("postgresql://", "postgres://")):
         raise ValueError("--database-url must be postgresql://user@host:5432/db or sqlite:///path")
-    return Path("asgi-wallet-auth.db").resolve(), url
+    return Path(_DEFAULT_DB).resolve(), url
 
 
 def _open_user_database(url: str) -> str | None:
