@@ -185,7 +185,7 @@ def render(rows: list[Row], trips: dict[str, float], rounds: int) -> list[str]:
         "Written by `python benchmarks/postgres.py --write`: a throwaway PostgreSQL on loopback",
         f"(fsync off), {rounds} interleaved rounds; each ratio is the median of per-round ratios",
         "against the group's anchor, measured side by side in one run. Absolute times drift with",
-        f"the machine's load (1-minute load average {os.getloadavg()[0]:.1f} when this was written);",
+        f"the machine's load (1-minute load average {os.getloadavg()[0]:.1f} after the run);",
         "the ratios and the round-trip counts are the figures to compare.",
         "",
         "| group | candidate | median µs | ratio | anchor |",
