@@ -251,10 +251,21 @@ async def test_memory_take_near_the_expiry_instant_never_raises_while_the_clock_
 # --------------------------------------------------------------------------- user store contract
 
 
-@pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file"])
-def users(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[UserStore]:
+@pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file", "postgres"])
+async def users(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UserStore]:
     if request.param == "memory":
         yield MemoryUserStore()
+        return
+    if request.param == "postgres":
+        from asgi_wallet_auth.stores.postgres import PostgresUserStore
+
+        server = request.getfixturevalue("postgres_server")
+        # Tables of their own per test, in the one session server.
+        pg = PostgresUserStore(server.url, prefix=f"t{uuid.uuid4().hex[:12]}_", pool_size=20)
+        try:
+            yield pg
+        finally:
+            await pg.aclose()
         return
     store = SQLiteUserStore(":memory:" if request.param == "sqlite-memory" else tmp_path / "u.db")
     try:
@@ -329,6 +340,230 @@ async def test_concurrent_saves_of_distinct_users_all_land(users: UserStore) -> 
     for r in records:
         assert await users.get(r.userid) == r
         assert await users.get_by_address(r.address) == r
+
+
+KEYS = tuple(f"{i:064x}" for i in range(1, 61))
+
+
+def _login(
+    userid: str = ADDRESS_A,
+    address: str = ADDRESS_A,
+    at: float = T0,
+    keys: tuple[str, ...] = (),
+    nickname: str | None = None,
+    avatar: bytes | None = None,
+) -> UserRecord:
+    return UserRecord(
+        userid,
+        address,
+        "eth",
+        at,
+        at,
+        device_keys=keys,
+        nickname=nickname,
+        avatar_url=None if nickname is None else f"https://example.com/{nickname}.png",
+        avatar=avatar,
+        avatar_type=None if avatar is None else "image/png",
+    )
+
+
+async def test_merge_into_an_empty_store_creates_the_user(users: UserStore) -> None:
+    merged = await users.merge(_login("alice", keys=KEYS[:5], nickname="al"), max_devices=3)
+    expected = _login("alice", keys=KEYS[2:5], nickname="al")  # the newest three keys
+    assert merged == expected
+    assert await users.get("alice") == expected
+    assert await users.get_by_address(ADDRESS_A) == expected
+
+
+async def test_merge_of_a_returning_device_widens_times_and_moves_its_key_last(
+    users: UserStore,
+) -> None:
+    await users.merge(_login("alice", at=T0, keys=KEYS[0:3]), max_devices=4)
+    merged = await users.merge(_login("alice", at=T0 + 60, keys=(KEYS[0], KEYS[3])), max_devices=4)
+    assert merged is not None
+    assert merged.device_keys == (KEYS[1], KEYS[2], KEYS[0], KEYS[3])
+    assert (merged.first_login, merged.last_login) == (T0, T0 + 60)
+    merged = await users.merge(_login("alice", at=T0 - 5, keys=(KEYS[4],)), max_devices=4)
+    assert merged is not None
+    assert merged.device_keys == (KEYS[2], KEYS[0], KEYS[3], KEYS[4])  # the oldest one dropped
+    assert (merged.first_login, merged.last_login) == (T0 - 5, T0 + 60)
+    assert await users.get("alice") == merged
+
+
+async def test_merge_fills_empty_profile_fields_and_never_overwrites_them(
+    users: UserStore,
+) -> None:
+    await users.merge(_login("alice", keys=KEYS[:1]), max_devices=4)
+    first = await users.merge(
+        _login("alice", keys=KEYS[:1], nickname="al", avatar=b"\x89PNG1"), max_devices=4
+    )
+    assert first is not None
+    assert (first.nickname, first.avatar, first.avatar_type) == ("al", b"\x89PNG1", "image/png")
+    second = await users.merge(
+        _login("alice", keys=KEYS[:1], nickname="mallory", avatar=b"\x89PNG2"), max_devices=4
+    )
+    assert second == first
+    assert await users.get("alice") == first
+
+
+async def test_merge_of_a_userid_owned_by_another_wallet_is_none_and_changes_nothing(
+    users: UserStore,
+) -> None:
+    alice = await users.merge(_login("alice", ADDRESS_A, keys=KEYS[:1]), max_devices=4)
+    bob = await users.merge(_login(ADDRESS_B, ADDRESS_B, at=T0 + 1), max_devices=4)
+    assert await users.merge(_login("alice", ADDRESS_B, keys=KEYS[1:2]), max_devices=4) is None
+    assert await users.get("alice") == alice
+    assert await users.get_by_address(ADDRESS_B) == bob
+
+
+async def test_merge_renames_the_wallets_default_record_to_the_chosen_userid(
+    users: UserStore,
+) -> None:
+    await users.merge(_login(at=T0), max_devices=4)  # a legacy login first: userid = address
+    merged = await users.merge(_login("alice", at=T0 + 9, keys=KEYS[:1]), max_devices=4)
+    assert merged == UserRecord("alice", ADDRESS_A, "eth", T0, T0 + 9, (KEYS[0],))
+    assert await users.get(ADDRESS_A) is None
+    assert await users.get("alice") == merged
+    assert await users.get_by_address(ADDRESS_A) == merged
+
+
+async def test_a_legacy_login_merge_keeps_the_wallets_userid_keys_and_profile(
+    users: UserStore,
+) -> None:
+    # What POST /login stores: userid = address, no device keys, the service clock's time.
+    registered = await users.merge(
+        _login("alice", at=T0, keys=KEYS[:2], nickname="al", avatar=b"img"), max_devices=4
+    )
+    assert registered is not None
+    merged = await users.merge(_login(at=T0 + 3600), max_devices=4)
+    assert merged == registered.with_logins(T0, T0 + 3600)
+    assert await users.get("alice") == merged
+    assert await users.get(ADDRESS_A) is None  # no second record under the address
+    assert await users.get_by_address(ADDRESS_A) == merged
+
+
+async def test_legacy_login_merges_create_then_update_the_default_record(
+    users: UserStore,
+) -> None:
+    assert await users.merge(_login(at=T0), max_devices=4) == _login(at=T0)
+    again = await users.merge(_login(at=T0 + 10), max_devices=4)
+    assert again == UserRecord(ADDRESS_A, ADDRESS_A, "eth", T0, T0 + 10)
+    stale = await users.merge(_login(at=T0 + 5), max_devices=4)  # a slow request lands late
+    assert stale == again
+    assert await users.get_by_address(ADDRESS_A) == again
+
+
+async def test_merge_under_a_new_userid_replaces_the_wallets_other_userid(
+    users: UserStore,
+) -> None:
+    # The routes refuse this before merging; the store keeps "a wallet has one userid".
+    await users.merge(_login("bob", keys=KEYS[:1]), max_devices=4)
+    merged = await users.merge(_login("carol", at=T0 + 1, keys=KEYS[1:2]), max_devices=4)
+    assert merged == UserRecord("carol", ADDRESS_A, "eth", T0 + 1, T0 + 1, (KEYS[1],))
+    assert await users.get("bob") is None
+    assert await users.get_by_address(ADDRESS_A) == merged
+
+
+async def test_concurrent_merges_of_one_wallets_devices_keep_every_key(users: UserStore) -> None:
+    await users.merge(_login(at=T0), max_devices=64)  # an existing default record is renamed
+    logins = [_login("alice", at=T0 + i, keys=(KEYS[i],)) for i in range(50)]
+    results = await asyncio.gather(*(users.merge(x, max_devices=64) for x in logins))
+    assert all(r is not None and r.userid == "alice" for r in results)
+    stored = await users.get("alice")
+    assert stored is not None
+    assert sorted(stored.device_keys) == sorted(KEYS[:50])
+    assert (stored.first_login, stored.last_login) == (T0, T0 + 49)
+    assert await users.get(ADDRESS_A) is None
+
+
+async def test_concurrent_first_logins_of_a_new_wallets_devices_keep_every_key(
+    users: UserStore,
+) -> None:
+    for round_ in range(8):  # nothing stored yet: the first inserts collide with each other
+        address = "0x" + f"{round_ + 200:040x}"
+        logins = [_login(f"new{round_}", address, keys=(KEYS[i],)) for i in range(12)]
+        results = await asyncio.gather(*(users.merge(x, max_devices=16) for x in logins))
+        assert all(r is not None for r in results)
+        stored = await users.get(f"new{round_}")
+        assert stored is not None and sorted(stored.device_keys) == sorted(KEYS[:12])
+
+
+async def test_concurrent_merges_beyond_the_cap_keep_the_cap(users: UserStore) -> None:
+    logins = [_login("alice", keys=(KEYS[i],)) for i in range(50)]
+    await asyncio.gather(*(users.merge(x, max_devices=16) for x in logins))
+    stored = await users.get("alice")
+    assert stored is not None
+    assert len(stored.device_keys) == 16
+    assert len(set(stored.device_keys)) == 16
+    assert set(stored.device_keys) <= set(KEYS[:50])
+
+
+async def test_two_wallets_racing_for_one_userid_give_exactly_one_owner(users: UserStore) -> None:
+    for round_ in range(5):
+        userid = f"race{round_}"
+        a = _login(userid, ADDRESS_A, at=T0 + round_, keys=(KEYS[0],))
+        b = _login(userid, ADDRESS_B, at=T0 + round_, keys=(KEYS[1],))
+        results = await asyncio.gather(*(users.merge(x, max_devices=4) for x in (a, b) * 10))
+        winners = {r.address for r in results if r is not None}
+        assert len(winners) == 1
+        stored = await users.get(userid)
+        assert stored is not None and stored.address in winners
+        assert results.count(None) == 10  # every login of the other wallet was refused
+
+
+async def test_a_legacy_and_a_web3mq_login_of_one_wallet_at_once_lose_nothing(
+    users: UserStore,
+) -> None:
+    for round_ in range(5):
+        address = "0x" + f"{round_ + 100:040x}"
+        legacy = _login(address, address, at=T0 + 100 + round_)
+        web3mq = _login(f"w{round_}", address, at=T0 + round_, keys=(KEYS[round_],), nickname="n")
+        await asyncio.gather(users.merge(legacy, max_devices=4), users.merge(web3mq, max_devices=4))
+        stored = await users.get_by_address(address)
+        assert stored == UserRecord(
+            f"w{round_}",
+            address,
+            "eth",
+            T0 + round_,
+            T0 + 100 + round_,
+            (KEYS[round_],),
+            "n",
+            "https://example.com/n.png",
+        )
+        assert await users.get(address) is None
+
+
+async def test_merges_and_saves_agree_with_the_reference_store(users: UserStore) -> None:
+    # The same seeded sequence of operations on MemoryUserStore and on the store under test.
+    import random
+
+    rng = random.Random(18)
+    reference = MemoryUserStore()
+    addresses = [ADDRESS_A, ADDRESS_B, "0x" + "ab" * 20]
+    userids = ["alice", "bob", *addresses]
+    for step in range(300):
+        address = rng.choice(addresses)
+        userid = rng.choice([*userids, address, address])
+        record = _login(
+            userid,
+            address,
+            at=T0 + rng.randrange(-50, 50),
+            keys=tuple(rng.sample(KEYS[:8], rng.randrange(0, 3))),
+            nickname=rng.choice([None, "x", "y"]),
+            avatar=rng.choice([None, b"a", b"b"]),
+        )
+        if rng.random() < 0.15:
+            await reference.save(record)
+            await users.save(record)
+        else:
+            cap = rng.choice([1, 3, 16])
+            expected = await reference.merge(record, max_devices=cap)
+            assert await users.merge(record, max_devices=cap) == expected, step
+        for key in userids:
+            assert await users.get(key) == await reference.get(key), (step, key)
+        for address in addresses:
+            found = await users.get_by_address(address)
+            assert found == await reference.get_by_address(address), (step, address)
 
 
 # --------------------------------------------------------------------------- SQLiteUserStore

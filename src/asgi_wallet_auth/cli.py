@@ -17,6 +17,8 @@ from typing import NoReturn
 
 from .client import DEFAULT_KEY_ENV, DEFAULT_STATEMENT, DEFAULT_TIMEOUT, redact
 
+_DEFAULT_DB = "asgi-wallet-auth.db"
+
 
 def _authority(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -71,8 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--uri", help="EIP-4361 URI (default: http://host:port)")
     serve.add_argument(
         "--db",
-        default="asgi-wallet-auth.db",
-        help="SQLite user database (default ./asgi-wallet-auth.db)",
+        default=_DEFAULT_DB,
+        help="SQLite user database (default ./asgi-wallet-auth.db); or use --database-url",
+    )
+    serve.add_argument(
+        "--database-url",
+        default=os.environ.get("WALLET_AUTH_DATABASE_URL"),
+        help="keep users at this URL: postgresql://user@host:5432/db (shared by many hosts; "
+        "needs asgi-wallet-auth[postgres]) or sqlite:///path/users.db; "
+        "default $WALLET_AUTH_DATABASE_URL, else --db",
     )
     serve.add_argument(
         "--workers", type=int, default=1, help="worker processes (default 1; more need --redis-url)"
@@ -212,7 +221,16 @@ def serve(args: argparse.Namespace) -> int:
         except ImportError:
             print("--redis-url needs redis: pip install 'asgi-wallet-auth[redis]'", file=sys.stderr)
             return 2
-    db = Path(args.db).resolve()
+    try:
+        db, database_url = _user_database(args)
+    except ValueError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if database_url is not None:
+        failure = _open_user_database(database_url)
+        if failure:
+            print(failure, file=sys.stderr)
+            return 2
     authority = _authority(args.host, args.port)
     domain = args.domain or authority
     uri = args.uri or f"http://{domain}"
@@ -230,13 +248,15 @@ def serve(args: argparse.Namespace) -> int:
             service.URI_ENV: uri,
             service.DB_ENV: str(db),
             service.REDIS_ENV: args.redis_url or "",
+            service.DATABASE_URL_ENV: database_url or "",
         }
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     store = "Redis" if args.redis_url else "memory"
     print(
         f"asgi-wallet-auth serving on http://{authority} (domain {domain}, uri {uri}, "
-        f"{args.workers} worker(s), nonces in {store}, users in {db.name})",
+        f"{args.workers} worker(s), nonces in {store}, users in "
+        f"{'PostgreSQL' if database_url else db.name})",
         flush=True,
     )
     uvicorn.run(
@@ -248,6 +268,48 @@ def serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
     )
     return 0
+
+
+def _user_database(args: argparse.Namespace) -> tuple[Path, str | None]:
+    """The SQLite file (which also locates the secret file) and a PostgreSQL URL, if any."""
+    from . import service
+
+    url = args.database_url or None
+    if url is None:
+        return Path(args.db).resolve(), None
+    if args.db != _DEFAULT_DB:
+        raise ValueError("give --db or --database-url, not both")
+    path = service.sqlite_path(url)
+    if path is not None:
+        return Path(path).resolve(), None
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("--database-url must be postgresql://user@host:5432/db or sqlite:///path")
+    return Path(_DEFAULT_DB).resolve(), url
+
+
+def _open_user_database(url: str) -> str | None:
+    """Create or migrate the PostgreSQL schema once, before any worker starts; the error, if any."""
+    import asyncio
+
+    try:
+        from .stores.postgres import PostgresUserStore
+    except ImportError:
+        return "a PostgreSQL --database-url needs asyncpg: pip install 'asgi-wallet-auth[postgres]'"
+
+    async def check() -> None:
+        store = PostgresUserStore(url, pool_size=1)
+        try:
+            await store.open()
+        finally:
+            await store.aclose()
+
+    try:
+        asyncio.run(check())
+    except ValueError as exc:
+        return f"configuration error: {exc}"
+    except Exception as exc:  # the reason, never the URL (it may hold a password)
+        return f"cannot use the user database: {type(exc).__name__}: {redact(str(exc))}"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

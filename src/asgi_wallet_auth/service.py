@@ -17,7 +17,7 @@ from .app import WalletAuth
 from .envelope import render
 from .errors import TokenMissing
 from .settings import TokenSettings
-from .users import WalletUser
+from .users import UserStore, WalletUser
 
 SECRET_ENV = "WALLET_AUTH_SECRET"  # noqa: S105 - the variable's name, not a secret
 SECRET_FILE_NAME = ".asgi-wallet-auth.secret"  # noqa: S105 - a file name
@@ -60,10 +60,45 @@ DOMAIN_ENV = "WALLET_AUTH_DOMAIN"
 URI_ENV = "WALLET_AUTH_URI"
 DB_ENV = "WALLET_AUTH_DB"
 REDIS_ENV = "WALLET_AUTH_REDIS_URL"
+DATABASE_URL_ENV = "WALLET_AUTH_DATABASE_URL"
 
 
-def build_auth(*, secret: str, domain: str, uri: str, db: str, redis_url: str | None) -> WalletAuth:
-    """The service's ``WalletAuth``: SQLite users, revocation on, Redis nonces where given."""
+def sqlite_path(database_url: str) -> str | None:
+    """The file of a ``sqlite:///path`` URL (``sqlite:////abs/path`` for an absolute one)."""
+    if not database_url.startswith("sqlite:///"):
+        return None
+    path = database_url[len("sqlite:///") :]
+    if not path:
+        raise ValueError("a SQLite URL needs a file: sqlite:///users.db or sqlite:////var/users.db")
+    return path
+
+
+def user_store_for(database_url: str) -> UserStore:
+    """The user store of a database URL: ``sqlite:///path`` or ``postgresql://...``."""
+    path = sqlite_path(database_url)
+    if path is not None:
+        from .stores.sqlite import SQLiteUserStore
+
+        return SQLiteUserStore(path)
+    if database_url.startswith(("postgresql://", "postgres://")):
+        from .stores.postgres import PostgresUserStore
+
+        return PostgresUserStore(database_url)
+    raise ValueError(
+        "the database URL must be sqlite:///path/users.db or postgresql://user@host:5432/db"
+    )
+
+
+def build_auth(
+    *,
+    secret: str,
+    domain: str,
+    uri: str,
+    db: str,
+    redis_url: str | None,
+    database_url: str | None = None,
+) -> WalletAuth:
+    """The service's ``WalletAuth``: users at ``database_url`` or in SQLite ``db``; revocation."""
     from .stores.sqlite import SQLiteUserStore
 
     nonce_store = None
@@ -75,7 +110,7 @@ def build_auth(*, secret: str, domain: str, uri: str, db: str, redis_url: str | 
         secret_key=secret,
         domain=domain,
         uri=uri,
-        user_store=SQLiteUserStore(db),
+        user_store=user_store_for(database_url) if database_url else SQLiteUserStore(db),
         nonce_store=nonce_store,
         tokens=TokenSettings(revocation=True),
     )
@@ -94,6 +129,7 @@ def app_from_env() -> Starlette:
         uri=os.environ[URI_ENV],
         db=os.environ[DB_ENV],
         redis_url=os.environ.get(REDIS_ENV) or None,
+        database_url=os.environ.get(DATABASE_URL_ENV) or None,
     )
     return create_service_app(auth)
 
@@ -129,6 +165,7 @@ def load_or_create_secret(directory: Path) -> str:
 
 
 __all__ = [
+    "DATABASE_URL_ENV",
     "DB_ENV",
     "DOMAIN_ENV",
     "REDIS_ENV",
@@ -140,4 +177,6 @@ __all__ = [
     "create_service_app",
     "load_or_create_secret",
     "me",
+    "sqlite_path",
+    "user_store_for",
 ]

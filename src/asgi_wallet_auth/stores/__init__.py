@@ -1,4 +1,4 @@
-"""Nonce, session and user stores; the Redis ones are in ``asgi_wallet_auth.stores.redis``."""
+"""Nonce, session and user stores; ``stores.redis`` and ``stores.postgres`` need their extras."""
 
 from __future__ import annotations
 

@@ -1,0 +1,242 @@
+"""The PostgreSQL user store's tables and functions, as numbered migrations, and how they apply.
+
+Every name is ``prefix + name``: ``<prefix>users``, ``<prefix>schema_version``, ``<prefix>merge``,
+``<prefix>save`` and ``<prefix>fold_keys``. A migration is applied once, in order, and recorded in
+``<prefix>schema_version``; all pending ones run in one transaction under an advisory lock, so
+hosts starting together migrate once and a failed migration leaves the old schema intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+_USERS = """
+CREATE TABLE {p}users (
+    userid      text PRIMARY KEY,
+    address     text NOT NULL UNIQUE,
+    did_type    text NOT NULL,
+    first_login double precision NOT NULL,
+    last_login  double precision NOT NULL,
+    device_keys text[] NOT NULL DEFAULT '{{}}',
+    nickname    text,
+    avatar_url  text,
+    avatar      bytea,
+    avatar_type text
+)
+"""
+
+# ``merge_login`` in SQL, one function per write so each costs one round trip. The row of the
+# userid (or of the wallet) is locked with FOR UPDATE before it is read; a new row or a renamed
+# userid may collide with a concurrent login's, and then the block's subtransaction rolls back
+# (the delete included) and the loop looks again, seeing what the other login committed.
+_FUNCTIONS = """
+CREATE FUNCTION {p}fold_keys(old text[], new text[], max_keys integer) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE AS $fn$
+DECLARE
+    k text[];
+BEGIN
+    IF cardinality(new) = 0 AND cardinality(old) <= max_keys THEN
+        RETURN old;  -- a login without a device key (the legacy route) changes nothing here
+    END IF;
+    k := ARRAY(
+        SELECT item FROM unnest(old) WITH ORDINALITY AS t(item, n)
+        WHERE item <> ALL (new) ORDER BY n
+    ) || new;
+    RETURN k[greatest(cardinality(k) - max_keys + 1, 1):];
+END
+$fn$;
+
+CREATE FUNCTION {p}merge(
+    p_userid text, p_address text, p_did_type text, p_first double precision,
+    p_last double precision, p_keys text[], p_nickname text, p_avatar_url text,
+    p_avatar bytea, p_avatar_type text, p_max integer
+) RETURNS SETOF {p}users LANGUAGE plpgsql AS $fn$
+DECLARE
+    cur {p}users%ROWTYPE;
+    found_row boolean;
+    new_userid text;
+BEGIN
+    -- A returning wallet, the common case: one locking UPDATE of its row. A default-userid
+    -- login matches the wallet's row whatever its userid (which that row keeps), unless that
+    -- default userid is another wallet's.
+    RETURN QUERY UPDATE {p}users SET
+        did_type = p_did_type,
+        first_login = least(first_login, p_first),
+        last_login = greatest(last_login, p_last),
+        device_keys = {p}fold_keys(device_keys, p_keys, p_max),
+        nickname = coalesce(nickname, p_nickname),
+        avatar_url = coalesce(avatar_url, p_avatar_url),
+        avatar = CASE WHEN avatar IS NULL THEN p_avatar ELSE avatar END,
+        avatar_type = CASE WHEN avatar IS NULL THEN p_avatar_type ELSE avatar_type END
+    WHERE address = p_address AND (userid = p_userid OR (
+        p_userid = p_address AND NOT EXISTS (SELECT FROM {p}users WHERE userid = p_userid)
+    ))
+    RETURNING *;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    FOR attempt IN 1..20 LOOP
+        new_userid := p_userid;
+        SELECT * INTO cur FROM {p}users WHERE userid = p_userid FOR UPDATE;
+        found_row := FOUND;
+        IF found_row AND cur.address <> p_address THEN
+            RETURN;  -- the userid belongs to another wallet: no row, nothing changed
+        END IF;
+        IF NOT found_row THEN
+            SELECT * INTO cur FROM {p}users WHERE address = p_address FOR UPDATE;
+            found_row := FOUND;
+            IF found_row AND p_userid = p_address THEN
+                new_userid := cur.userid;  -- a default-userid login keeps the wallet's userid
+            ELSIF found_row AND cur.userid <> p_address AND cur.userid <> p_userid THEN
+                -- A wallet has one userid, and its record never gives way to a login naming
+                -- another: no row, nothing changed (the route answers 409).
+                RETURN;
+            END IF;  -- else the wallet's default record, renamed below
+        END IF;
+        IF found_row AND cur.userid = new_userid THEN
+            RETURN QUERY UPDATE {p}users SET
+                did_type = p_did_type,
+                first_login = least(first_login, p_first),
+                last_login = greatest(last_login, p_last),
+                device_keys = {p}fold_keys(device_keys, p_keys, p_max),
+                nickname = coalesce(nickname, p_nickname),
+                avatar_url = coalesce(avatar_url, p_avatar_url),
+                avatar = CASE WHEN avatar IS NULL THEN p_avatar ELSE avatar END,
+                avatar_type = CASE WHEN avatar IS NULL THEN p_avatar_type ELSE avatar_type END
+            WHERE userid = cur.userid RETURNING *;
+            RETURN;
+        END IF;
+        BEGIN
+            IF found_row THEN  -- the wallet's default record takes the new userid
+                RETURN QUERY UPDATE {p}users SET
+                    userid = new_userid,
+                    did_type = p_did_type,
+                    first_login = least(first_login, p_first),
+                    last_login = greatest(last_login, p_last),
+                    device_keys = {p}fold_keys(device_keys, p_keys, p_max),
+                    nickname = coalesce(nickname, p_nickname),
+                    avatar_url = coalesce(avatar_url, p_avatar_url),
+                    avatar = CASE WHEN avatar IS NULL THEN p_avatar ELSE avatar END,
+                    avatar_type = CASE WHEN avatar IS NULL THEN p_avatar_type ELSE avatar_type END
+                WHERE userid = cur.userid RETURNING *;
+            ELSE
+                RETURN QUERY INSERT INTO {p}users VALUES (
+                    p_userid, p_address, p_did_type, p_first, p_last,
+                    {p}fold_keys('{{}}', p_keys, p_max),
+                    p_nickname, p_avatar_url, p_avatar, p_avatar_type
+                ) RETURNING *;
+            END IF;
+            RETURN;
+        EXCEPTION WHEN unique_violation THEN
+            NULL;  -- a concurrent login took this userid or address first: look again
+        END;
+    END LOOP;
+    RAISE EXCEPTION 'concurrent logins kept colliding' USING ERRCODE = 'serialization_failure';
+END
+$fn$;
+
+CREATE FUNCTION {p}save(
+    p_userid text, p_address text, p_did_type text, p_first double precision,
+    p_last double precision, p_keys text[], p_nickname text, p_avatar_url text,
+    p_avatar bytea, p_avatar_type text
+) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    FOR attempt IN 1..20 LOOP
+        BEGIN
+            DELETE FROM {p}users WHERE address = p_address AND userid <> p_userid;
+            INSERT INTO {p}users AS u VALUES (
+                p_userid, p_address, p_did_type, p_first, p_last, p_keys,
+                p_nickname, p_avatar_url, p_avatar, p_avatar_type
+            ) ON CONFLICT (userid) DO UPDATE SET
+                address = excluded.address,
+                did_type = excluded.did_type,
+                first_login = least(u.first_login, excluded.first_login),
+                last_login = greatest(u.last_login, excluded.last_login),
+                device_keys = excluded.device_keys,
+                nickname = excluded.nickname,
+                avatar_url = excluded.avatar_url,
+                avatar = excluded.avatar,
+                avatar_type = excluded.avatar_type;
+            RETURN;
+        EXCEPTION WHEN unique_violation THEN
+            NULL;  -- a concurrent save of this address under another userid: it gives way too
+        END;
+    END LOOP;
+    RAISE EXCEPTION 'concurrent saves kept colliding' USING ERRCODE = 'serialization_failure';
+END
+$fn$;
+"""
+
+#: Migration N (1-based) is ``MIGRATIONS[N - 1]``; append, never edit a released one.
+MIGRATIONS: tuple[str, ...] = (_USERS, _FUNCTIONS)
+#: The schema version this code reads and writes.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaVersionError(RuntimeError):
+    """The database holds a newer schema than this code knows; nothing was changed."""
+
+
+def lock_key(prefix: str) -> int:
+    """The advisory lock (a signed 64-bit key) that serialises migrations of one prefix."""
+    digest = hashlib.blake2b(f"asgi-wallet-auth:{prefix}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def too_new(found: int, prefix: str) -> SchemaVersionError:
+    """The refusal for a schema newer than ``SCHEMA_VERSION``, with what to do about it."""
+    return SchemaVersionError(
+        f"the database's {prefix}users schema is version {found}, newer than version "
+        f"{SCHEMA_VERSION} that this asgi-wallet-auth knows: a newer release migrated it; "
+        "upgrade asgi-wallet-auth on this host (nothing was changed)"
+    )
+
+
+async def current_version(conn: Any, prefix: str) -> int | None:
+    """The applied schema version, or None when the version table does not exist yet."""
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{prefix}schema_version")
+    if not exists:
+        return None
+    version = await conn.fetchval(f"SELECT max(version) FROM {prefix}schema_version")  # noqa: S608
+    return 0 if version is None else int(version)
+
+
+async def migrate(conn: Any, prefix: str, *, target: int = SCHEMA_VERSION) -> int:
+    """Bring the schema to ``target`` in one transaction; return the version found before.
+
+    Raises ``SchemaVersionError`` (and changes nothing) when the schema is newer than this code.
+    """
+    found = await current_version(conn, prefix)
+    if found is not None and found > SCHEMA_VERSION:
+        raise too_new(found, prefix)
+    if found is not None and found >= target:
+        return found  # the common start: one look, no lock, no transaction
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(prefix))
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {prefix}schema_version ("
+            "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        # Looked at again under the lock: another host may have migrated meanwhile.
+        found = await current_version(conn, prefix) or 0
+        if found > SCHEMA_VERSION:
+            raise too_new(found, prefix)
+        for version in range(found + 1, target + 1):
+            await conn.execute(MIGRATIONS[version - 1].format(p=prefix))
+            await conn.execute(
+                f"INSERT INTO {prefix}schema_version (version) VALUES ($1)",  # noqa: S608
+                version,
+            )
+    return found
+
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SchemaVersionError",
+    "current_version",
+    "lock_key",
+    "migrate",
+    "too_new",
+]
