@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument(
         "--key-file",
         metavar="PATH",
-        help="read the hex private key (0x optional) from this file; it must be readable by its "
-        "owner only (chmod 600)",
+        help="read the hex private key (0x optional) from this file: a regular file, not a "
+        "symlink, readable by its owner only (chmod 600)",
     )
     login.add_argument(
         "--key-env",
