@@ -154,7 +154,6 @@ def login(
         raise UsageError("--timeout must be a positive number of seconds")
     secret_url = endpoint(url, "login_random_secret")
     login_url = endpoint(url, "login")
-    deadline = Deadline.after(timeout)
     signer = account(key, source="the private key")
     address: str = signer.address
     default_domain, default_uri = siwe_binding(url)
@@ -174,6 +173,7 @@ def login(
         except SiweError as exc:
             raise UsageError(f"cannot build the sign-in message: {exc}") from None
 
+    deadline = Deadline.after(timeout)  # from the first byte sent: signing is local and quick
     secret = post_json(secret_url, {"wallet_address": address}, deadline=deadline)
     if not isinstance(secret, str) or _SECRET_RE.fullmatch(secret) is None:
         raise ProtocolError(
