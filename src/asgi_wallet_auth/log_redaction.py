@@ -70,7 +70,10 @@ def _redact_argument(value: object) -> object:
         return redact_credentials(value)
     if value is None or isinstance(value, (int, float)):
         return value  # numbers keep their type: a %d in the format needs them
-    text = str(value)  # bytes, a scope dict, a client tuple: whatever they print as
+    try:
+        text = str(value)  # bytes, a scope dict, a client tuple: whatever they print as
+    except Exception:  # a filter must never raise: logging would pass it to the caller
+        return value
     cleaned = redact_credentials(text)
     return value if cleaned == text else cleaned
 

@@ -249,6 +249,21 @@ def test_the_filter_keeps_uvicorns_access_arguments_and_catches_split_messages()
     )
     assert redactor.filter(split)
     assert split.getMessage() == "ws /me?access_token=[redacted]"
+    scope = {"type": "websocket", "query_string": b"access_token=a.b.c"}
+    trace = logging.LogRecord(
+        "uvicorn.asgi", 5, __file__, 1, "ASGI [%d] Started scope=%s", (1, scope), None
+    )
+    assert redactor.filter(trace)
+    assert "a.b.c" not in trace.getMessage() and "[redacted]" in trace.getMessage()
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    odd = logging.LogRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, "%r", (Unprintable(),), None
+    )
+    assert redactor.filter(odd)  # kept, and no exception for the caller
     install_log_redaction(["tests.redaction"])
     install_log_redaction(["tests.redaction"])
     filters = logging.getLogger("tests.redaction").filters
