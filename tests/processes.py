@@ -22,11 +22,20 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_service(
-    workdir: Path, port: int, *args: str, env: dict[str, str] | None = None
+    workdir: Path,
+    port: int,
+    *args: str,
+    env: dict[str, str] | None = None,
+    output: Path | None = None,
 ) -> Iterator[str]:
-    """Run ``serve`` until the block ends; yields its base URL once it answers."""
+    """Run ``serve`` until the block ends; yields its base URL once it answers.
+
+    ``output``: a file that receives everything the process writes (stdout and stderr), to be
+    read after the block; without it the output is only shown if the service exits early.
+    """
     environment = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_AUTH_")}
     environment.update(env or {})
+    sink = open(output, "wb") if output is not None else None  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [
             sys.executable,
@@ -41,7 +50,7 @@ def running_service(
         ],
         cwd=workdir,
         env=environment,
-        stdout=subprocess.PIPE,
+        stdout=sink if sink is not None else subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -49,8 +58,11 @@ def running_service(
         deadline = time.monotonic() + 30
         while True:  # poll a real server until it answers: bounded, and no clock can stand in
             if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise AssertionError(f"service exited early: {output}")
+                if process.stdout is not None:
+                    said = process.stdout.read().decode()
+                else:
+                    said = output.read_text() if output is not None else ""
+                raise AssertionError(f"service exited early: {said}")
             try:
                 httpx.get(f"{base}/me", timeout=1)
                 break
@@ -68,3 +80,5 @@ def running_service(
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+        if sink is not None:
+            sink.close()

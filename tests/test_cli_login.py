@@ -183,9 +183,16 @@ def test_json_prints_the_whole_data_object(service: str) -> None:
 
 
 def test_siwe_with_the_binding_taken_from_the_url(service: str) -> None:
+    # --siwe is the default now, kept as a no-op for scripts that pass it.
     result = run_login("--url", service, "--siwe", env={"WALLET_PRIVATE_KEY": WALLET_KEY})
     assert result.returncode == 0, result.stderr
     assert JWT_LINE.fullmatch(result.stdout)
+    assert me(service, result.stdout.strip()).json()["data"]["address"] == WALLET_ADDRESS
+
+
+def test_raw_secret_login_is_an_explicit_choice(service: str) -> None:
+    result = run_login("--url", service, "--raw", env={"WALLET_PRIVATE_KEY": WALLET_KEY})
+    assert result.returncode == 0, result.stderr
     assert me(service, result.stdout.strip()).json()["data"]["address"] == WALLET_ADDRESS
 
 
@@ -197,13 +204,16 @@ def test_siwe_domain_and_uri_overrides(named_service: str) -> None:
     assert ok.returncode == 0, ok.stderr
     assert me(named_service, ok.stdout.strip()).json()["data"]["address"] == WALLET_ADDRESS
     # Without the overrides the message names 127.0.0.1:PORT, which this service refuses: so the
-    # SIWE message really is what was checked (the raw-secret flow has no domain to refuse).
-    refused = run_login("--url", named_service, "--siwe", env=env)
-    assert refused.returncode == 1
-    assert refused.stdout == ""
-    assert refused.stderr.startswith("error 40103: "), refused.stderr
-    assert "HTTP 401" in refused.stderr
-    raw = run_login("--url", named_service, env=env)
+    # SIWE message really is what was checked, by default and with --siwe (the raw-secret flow
+    # has no domain to refuse).
+    for flags in ((), ("--siwe",)):
+        refused = run_login("--url", named_service, *flags, env=env)
+        assert refused.returncode == 1
+        assert refused.stdout == ""
+        assert refused.stderr.startswith("error 40103: "), refused.stderr
+        assert "HTTP 401" in refused.stderr
+        assert "pass its --domain and --uri" in refused.stderr
+    raw = run_login("--url", named_service, "--raw", env=env)
     assert raw.returncode == 0, raw.stderr
 
 
@@ -246,7 +256,6 @@ def test_bad_arguments_exit_2_before_anything_is_sent(
         monkeypatch,
         "--url",
         f"http://127.0.0.1:{free_port()}",
-        "--siwe",
         option,
         value,
         env={"WALLET_PRIVATE_KEY": WALLET_KEY},
@@ -448,6 +457,7 @@ def test_no_option_takes_the_key_itself() -> None:
         "--url",
         "--key-file",
         "--key-env",
+        "--raw",
         "--siwe",
         "--domain",
         "--uri",

@@ -453,15 +453,16 @@ async def test_legacy_login_merges_create_then_update_the_default_record(
     assert await users.get_by_address(ADDRESS_A) == again
 
 
-async def test_merge_under_a_new_userid_replaces_the_wallets_other_userid(
+async def test_merge_under_a_new_userid_of_a_wallet_with_another_is_refused(
     users: UserStore,
 ) -> None:
-    # The routes refuse this before merging; the store keeps "a wallet has one userid".
-    await users.merge(_login("bob", keys=KEYS[:1]), max_devices=4)
-    merged = await users.merge(_login("carol", at=T0 + 1, keys=KEYS[1:2]), max_devices=4)
-    assert merged == UserRecord("carol", ADDRESS_A, "eth", T0 + 1, T0 + 1, (KEYS[1],))
-    assert await users.get("bob") is None
-    assert await users.get_by_address(ADDRESS_A) == merged
+    # The routes refuse this before merging (409); under a race the store refuses it too: a
+    # wallet has one userid, and its record is never dropped for a login naming another.
+    bob = await users.merge(_login("bob", keys=KEYS[:1]), max_devices=4)
+    assert await users.merge(_login("carol", at=T0 + 1, keys=KEYS[1:2]), max_devices=4) is None
+    assert await users.get("carol") is None
+    assert await users.get("bob") == bob
+    assert await users.get_by_address(ADDRESS_A) == bob
 
 
 async def test_concurrent_merges_of_one_wallets_devices_keep_every_key(users: UserStore) -> None:
@@ -501,8 +502,10 @@ async def test_concurrent_merges_beyond_the_cap_keep_the_cap(users: UserStore) -
 async def test_two_wallets_racing_for_one_userid_give_exactly_one_owner(users: UserStore) -> None:
     for round_ in range(5):
         userid = f"race{round_}"
-        a = _login(userid, ADDRESS_A, at=T0 + round_, keys=(KEYS[0],))
-        b = _login(userid, ADDRESS_B, at=T0 + round_, keys=(KEYS[1],))
+        # Fresh wallets each round: a wallet that won a userid keeps it (one userid a wallet).
+        first, second = "0x" + f"{2 * round_ + 1:040x}", "0x" + f"{2 * round_ + 2:040x}"
+        a = _login(userid, first, at=T0 + round_, keys=(KEYS[0],))
+        b = _login(userid, second, at=T0 + round_, keys=(KEYS[1],))
         results = await asyncio.gather(*(users.merge(x, max_devices=4) for x in (a, b) * 10))
         winners = {r.address for r in results if r is not None}
         assert len(winners) == 1

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .client import DEFAULT_KEY_ENV, DEFAULT_STATEMENT, DEFAULT_TIMEOUT, redact
+from .errors import MessageRejected
 
 _DEFAULT_DB = "asgi-wallet-auth.db"
 
@@ -97,10 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     login = commands.add_parser(
         "login",
         help="log a wallet in to a running service and print the access token",
-        description="Ask the service at --url for a login secret, sign it (or, with --siwe, an "
-        "EIP-4361 message whose nonce is the secret) with the wallet's private key, and print the "
-        "access token on stdout: TOKEN=$(asgi-wallet-auth login --url URL). The key is read from "
-        f"--key-file or from ${DEFAULT_KEY_ENV} (see --key-env), never from the command line.",
+        description="Ask the service at --url for a login secret, sign an EIP-4361 (Sign-In with "
+        "Ethereum) message whose nonce is the secret with the wallet's private key, and print the "
+        "access token on stdout: TOKEN=$(asgi-wallet-auth login --url URL). The message names the "
+        "service (--domain, --uri), so a look-alike --url cannot relay it to the real service. "
+        f"The key is read from --key-file or from ${DEFAULT_KEY_ENV} (see --key-env), never from "
+        "the command line.",
         epilog="Exit status: 0 logged in; 1 the service refused (error <code>: <msg> on stderr) or "
         "could not be reached; 2 a bad argument or no usable key.",
         allow_abbrev=False,
@@ -114,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument(
         "--key-file",
         metavar="PATH",
-        help="read the hex private key (0x optional) from this file; it must be readable by its "
-        "owner only (chmod 600)",
+        help="read the hex private key (0x optional) from this file: a regular file, not a "
+        "symlink, readable by its owner only (chmod 600)",
     )
     login.add_argument(
         "--key-env",
@@ -124,32 +127,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the hex private key from this environment variable "
         f"(default {DEFAULT_KEY_ENV}); used when --key-file is not given",
     )
-    login.add_argument(
+    flavour = login.add_mutually_exclusive_group()
+    flavour.add_argument(
+        "--raw",
+        action="store_true",
+        help="sign the bare secret instead of an EIP-4361 message, for services that accept "
+        "nothing else; that text names no service, so a malicious --url could relay a real "
+        "service's secret to you and keep the token",
+    )
+    flavour.add_argument(
         "--siwe",
         action="store_true",
-        help="sign an EIP-4361 (Sign-In with Ethereum) message instead of the bare secret",
+        help="sign an EIP-4361 message: the default, accepted for compatibility",
     )
     login.add_argument(
         "--domain",
-        help="EIP-4361 domain for --siwe (default: the authority of --url, host[:port])",
+        help="EIP-4361 domain (default: the authority of --url, host[:port])",
     )
     login.add_argument(
         "--uri",
-        help="EIP-4361 URI for --siwe (default: the origin of --url, scheme://host[:port])",
+        help="EIP-4361 URI (default: the origin of --url, scheme://host[:port])",
     )
     login.add_argument(
         "--chain-id",
         type=_positive_int,
-        default=1,
         metavar="ID",
-        help="EIP-4361 chain id for --siwe (default 1)",
+        help="EIP-4361 chain id (default 1)",
     )
     login.add_argument(
         "--timeout",
         type=_positive_float,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help=f"seconds to wait for each answer of the service (default {DEFAULT_TIMEOUT:g})",
+        help="seconds the whole login may take, both requests and every byte of their answers "
+        f"(default {DEFAULT_TIMEOUT:g})",
     )
     login.add_argument(
         "--json",
@@ -167,20 +178,46 @@ def login(args: argparse.Namespace) -> int:
     """
     from . import client
 
+    if args.raw:
+        given = [
+            option
+            for option, value in (
+                ("--domain", args.domain),
+                ("--uri", args.uri),
+                ("--chain-id", args.chain_id),
+            )
+            if value is not None
+        ]
+        if given:  # a raw secret names no domain: silently ignoring these would mislead
+            print(
+                f"asgi-wallet-auth login: {', '.join(given)} only apply to EIP-4361 logins; "
+                "drop them or drop --raw",
+                file=sys.stderr,
+            )
+            return 2
     try:
         key = client.load_private_key(key_file=args.key_file, key_env=args.key_env)
         data = client.login(
             args.url,
             key,
-            siwe=args.siwe,
+            siwe=not args.raw,
             domain=args.domain,
             uri=args.uri,
-            chain_id=args.chain_id,
+            chain_id=1 if args.chain_id is None else args.chain_id,
             statement=DEFAULT_STATEMENT,
             timeout=args.timeout,
         )
     except client.ServiceRefused as exc:  # "error <code>: <msg> (HTTP <status> from POST <url>)"
         print(redact(str(exc)), file=sys.stderr)
+        if exc.code == MessageRejected.code and not args.raw:
+            # Most often a service configured with another domain or URI than --url implies.
+            domain, uri = client.siwe_binding(args.url)
+            print(
+                f"hint: the message named domain {redact(args.domain or domain)} and URI "
+                f"{redact(args.uri or uri)}; if the service is configured otherwise, pass its "
+                "--domain and --uri",
+                file=sys.stderr,
+            )
         return exc.exit_code
     except client.ClientError as exc:
         print(f"asgi-wallet-auth login: {redact(str(exc))}", file=sys.stderr)
@@ -252,6 +289,11 @@ def serve(args: argparse.Namespace) -> int:
         }
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    # Tokens and signatures in query strings stay out of the access log (each worker's factory
+    # installs this too, after uvicorn configures logging there).
+    from .log_redaction import install_log_redaction
+
+    install_log_redaction()
     store = "Redis" if args.redis_url else "memory"
     print(
         f"asgi-wallet-auth serving on http://{authority} (domain {domain}, uri {uri}, "

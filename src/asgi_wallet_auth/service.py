@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
+import time
 from pathlib import Path
+from typing import NoReturn
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -123,6 +126,9 @@ def app_from_env() -> Starlette:
     ]
     if missing:
         raise RuntimeError(f"set {', '.join(missing)} (asgi-wallet-auth serve does this)")
+    from .log_redaction import install_log_redaction
+
+    install_log_redaction()  # each worker, after uvicorn has configured its loggers
     auth = build_auth(
         secret=os.environ[SECRET_ENV],
         domain=os.environ[DOMAIN_ENV],
@@ -134,34 +140,102 @@ def app_from_env() -> Starlette:
     return create_service_app(auth)
 
 
+# The secret file is opened without following a symlink and without blocking on a FIFO (both
+# POSIX only; Windows has neither in this form, nor modes or owners that say who can read).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_SECRET_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _NOFOLLOW
+_SECRET_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+_MIN_SECRET_LENGTH = 32
+# A concurrent `serve` that has just created the file writes it at once; wait that long for it.
+_CONCURRENT_WRITE_WAIT = 2.0
+
+
+def _refuse(path: Path, problem: str, fix: str) -> NoReturn:
+    raise SystemExit(f"refusing the secret file {path}: {problem}; {fix}")
+
+
+def _checked_secret(path: Path, fd: int) -> str:
+    """The secret in the open file ``fd``, after checking what the descriptor really is."""
+    info = os.fstat(fd)  # the opened file itself: nothing can be swapped in after this check
+    remove = f"delete it (rm {path}) to have a new one generated, or set {SECRET_ENV}"
+    if not stat.S_ISREG(info.st_mode):
+        _refuse(path, "it is not a regular file", remove)
+    if os.name != "nt":
+        uid = os.geteuid()
+        if info.st_uid != uid:
+            # A 0600 file another user planted (in a shared or world-writable directory) would
+            # otherwise give them the key that signs every token.
+            _refuse(path, f"it is owned by uid {info.st_uid}, not by this user (uid {uid})", remove)
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            _refuse(
+                path,
+                f"other users can access it (mode {stat.S_IMODE(info.st_mode):04o})",
+                f"run `chmod 600 {path}` if you created it, else {remove}",
+            )
+    raw = b""
+    waited_until = time.monotonic() + _CONCURRENT_WRITE_WAIT
+    while True:  # bounded: an empty file is waited for at most _CONCURRENT_WRITE_WAIT
+        os.lseek(fd, 0, os.SEEK_SET)
+        raw = os.read(fd, 4096)
+        if raw or time.monotonic() > waited_until:
+            break
+        time.sleep(0.05)  # another process created the file and is about to write it
+    try:
+        secret = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        secret = ""
+    if len(secret) < _MIN_SECRET_LENGTH:
+        _refuse(path, f"it holds no secret of at least {_MIN_SECRET_LENGTH} characters", remove)
+    return secret
+
+
+def _read_secret_file(path: Path) -> str | None:
+    """The checked secret in ``path``; ``None`` if there is no such file."""
+    try:
+        fd = os.open(path, _SECRET_READ_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
+            _refuse(path, "it is a symbolic link", f"delete it (rm {path}) or set {SECRET_ENV}")
+        raise SystemExit(f"cannot read the secret file {path}: {exc.strerror}") from None
+    try:
+        return _checked_secret(path, fd)
+    finally:
+        os.close(fd)
+
+
 def load_or_create_secret(directory: Path) -> str:
     """The service secret: ``$WALLET_AUTH_SECRET``, else a 0600 file created once in ``directory``.
 
-    Keeping the generated secret on disk means a restart does not invalidate every token. A file
-    that other users can read is refused rather than trusted.
+    Keeping the generated secret on disk means a restart does not invalidate every token. The
+    file is created with ``O_EXCL`` (never through a symlink or over a planted file), and an
+    existing one is used only if it is a regular file (not a symlink, FIFO or directory) owned
+    by this user that no one else can access; otherwise the command stops and says how to fix it.
     """
     from_env = os.environ.get(SECRET_ENV)
     if from_env:
         return from_env
     path = directory / SECRET_FILE_NAME
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SystemExit(
-                f"{path} is readable by other users; run `chmod 600 {path}` or delete it"
-            ) from None
-        secret = path.read_text(encoding="ascii").strip()
-        if len(secret) < 32:
-            raise SystemExit(
-                f"{path} holds a secret shorter than 32 characters; delete it"
-            ) from None
+    for _ in range(3):  # bounded: a file deleted between our create and read attempts
+        try:
+            fd = os.open(path, _SECRET_CREATE_FLAGS, 0o600)
+        except FileExistsError:
+            # Ours from an earlier run, a concurrent creator's, or planted: checked all the same.
+            secret = _read_secret_file(path)
+            if secret is not None:
+                return secret
+            continue
+        except OSError as exc:
+            raise SystemExit(f"cannot create the secret file {path}: {exc.strerror}") from None
+        secret = secrets.token_urlsafe(48)
+        try:
+            os.write(fd, (secret + "\n").encode("ascii"))  # one write: readers see all or none
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         return secret
-    secret = secrets.token_urlsafe(48)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(secret + "\n")
-    return secret
+    raise SystemExit(f"the secret file {path} keeps disappearing; set {SECRET_ENV} instead")
 
 
 __all__ = [
