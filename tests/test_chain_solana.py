@@ -518,3 +518,18 @@ def test_caip10_account_ids() -> None:
     )
     assert caip10_account_id(ADDRESS, "localnet") is None
     assert caip10_account_id(ADDRESS, "nope") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=ALPHABET + "0OIl=+/ \n", max_size=100) | st.text(max_size=100))
+def test_fuzz_address_and_signature_grammar(text: str) -> None:
+    """Any text is either accepted as itself / 64 bytes, or refused with the documented 400."""
+    verifier = SolanaVerifier()
+    try:
+        assert verifier.normalize(text) == text
+    except InvalidAddress as error:
+        assert status(error) == (400, 40002)
+    try:
+        assert len(verifier.parse_signature(text)) == 64
+    except InvalidSignatureFormat as error:
+        assert status(error) == (400, 40003)
