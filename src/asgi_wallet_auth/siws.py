@@ -1,31 +1,16 @@
 """Strict SIWS (Sign In With Solana) messages: parse, render and validate.
 
 The message is the one the ``solana:signIn`` wallet-standard feature has wallets build (Phantom's
-sign-in-with-solana ABNF; ``createSignInMessageText`` of ``@solana/wallet-standard-util``)::
-
-    <domain> wants you to sign in with your Solana account:
-    <base58 address>
-
-    <statement>
-
-    URI: <uri>
-    Version: 1
-    Chain ID: <mainnet | devnet | testnet | localnet, or solana:<that>>
-    Nonce: <nonce>
-    Issued At: <RFC 3339>
-    Expiration Time: <RFC 3339>
-    Not Before: <RFC 3339>
-    Request ID: <pchar*>
-    Resources:
-    - <uri>
-
-The statement and every field are optional in the grammar (a wallet writes only the fields the
-app asked for); ``SiwsMessage.validate`` then requires the ones a login needs. The fields may come
-in any order, because wallets do not all write the ABNF's order; each at most once. Everything else
-is as strict as ``siwe``, whose RFC 3339 and RFC 3986 checks this module uses: LF line endings,
-printable ASCII only, no trailing line break, no unknown line, an address that is the base58 text
-of 32 bytes, a statement that cannot be mistaken for a field, at most ``MAX_MESSAGE_LENGTH``
-characters. ``str(message)`` renders the message back byte for byte, field order included.
+sign-in-with-solana ABNF, ``createSignInMessageText`` of ``@solana/wallet-standard-util``): the
+``<domain> wants you to sign in with your Solana account:`` line, the base58 address, an optional
+statement, then the optional fields URI, Version, Chain ID, Nonce, Issued At, Expiration Time, Not
+Before, Request ID and Resources (docs/solana.md shows one). A wallet writes only the fields the
+app asked for; ``SiwsMessage.validate`` then requires the ones a login needs. The fields may come
+in any order, because wallets do not all write the ABNF's, each at most once. Everything else is as
+strict as ``siwe``, whose RFC 3339 and RFC 3986 checks this module uses: LF line endings, printable
+ASCII, no trailing line break, no unknown line, an address that is the base58 text of 32 bytes, a
+statement that cannot be mistaken for a field, at most ``MAX_MESSAGE_LENGTH`` characters.
+``str(message)`` renders the message back byte for byte, field order included.
 """
 
 from __future__ import annotations
