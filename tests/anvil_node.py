@@ -90,16 +90,17 @@ class AnvilNode:
         )
         deadline = time.monotonic() + 15
         body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
-        while True:  # a real server: poll until it answers, bounded
-            try:
-                if httpx.post(self.url, json=body, timeout=0.5).json().get("result"):
-                    return
-            except (httpx.HTTPError, ValueError):
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("anvil did not start")
-            time.sleep(0.02)
+        with httpx.Client(verify=False, timeout=0.5) as client:  # noqa: S501 - plain http
+            while True:  # a real server: poll until it answers, bounded
+                try:
+                    if client.post(self.url, json=body).json().get("result"):
+                        return
+                except (httpx.HTTPError, ValueError):
+                    pass
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("anvil did not start")
+                time.sleep(0.02)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -6,6 +6,7 @@ Everything is deterministic: fixed keys, and a fresh chain gives every contract 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +30,10 @@ COUNTERFACTUAL_SALT = b"\x01" * 32
 PREDEPLOYED_SALT = b"\x02" * 32
 
 
-def rpc(url: str, method: str, params: list[Any]) -> Any:
+def rpc(client: httpx.Client, url: str, method: str, params: list[Any]) -> Any:
     """One JSON-RPC call; its result (the test fails on an error)."""
-    reply = httpx.post(
-        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=10
-    ).json()
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    reply = client.post(url, json=body, timeout=10).json()
     assert "error" not in reply, reply["error"]
     return reply["result"]
 
@@ -83,9 +83,20 @@ class Deployer:
     def __init__(self, url: str, chain_id: int) -> None:
         self.url = url
         self.chain_id = chain_id
+        # One client for every call: building one costs tens of milliseconds (TLS setup).
+        self.client = httpx.Client(verify=False)  # noqa: S501 - plain http
+
+    def rpc(self, method: str, params: list[Any]) -> Any:
+        return rpc(self.client, self.url, method, params)
+
+    def __enter__(self) -> Deployer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.client.close()
 
     def transact(self, **fields: Any) -> dict[str, Any]:
-        nonce = int(rpc(self.url, "eth_getTransactionCount", [DEPLOYER.address, "pending"]), 16)
+        nonce = int(self.rpc("eth_getTransactionCount", [DEPLOYER.address, "pending"]), 16)
         tx = {
             "chainId": self.chain_id,
             "nonce": nonce,
@@ -96,8 +107,13 @@ class Deployer:
             **fields,
         }
         signed = Account.sign_transaction(tx, DEPLOYER.key)
-        tx_hash = rpc(self.url, "eth_sendRawTransaction", [hex_of(bytes(signed.raw_transaction))])
-        receipt: dict[str, Any] = rpc(self.url, "eth_getTransactionReceipt", [tx_hash])
+        tx_hash = self.rpc("eth_sendRawTransaction", [hex_of(bytes(signed.raw_transaction))])
+        deadline = time.monotonic() + 10
+        while True:  # anvil mines each transaction at once, but answers before it has
+            receipt: dict[str, Any] | None = self.rpc("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
         assert receipt is not None and receipt["status"] == "0x1", receipt
         return receipt
 
@@ -106,11 +122,11 @@ class Deployer:
         return to_checksum_address(receipt["contractAddress"])
 
     def code_at(self, address: str) -> bytes:
-        return bytes.fromhex(rpc(self.url, "eth_getCode", [address, "latest"])[2:])
+        return bytes.fromhex(self.rpc("eth_getCode", [address, "latest"])[2:])
 
     def setup(self, contracts: dict[str, bytes]) -> Wallets:
         """Deploy every mock and delegate DELEGATOR with a type-4 (EIP-7702) transaction."""
-        rpc(self.url, "anvil_setBalance", [DEPLOYER.address, hex(10**21)])
+        self.rpc("anvil_setBalance", [DEPLOYER.address, hex(10**21)])
         owner_arg = encode(["address"], [OWNER.address])
         deployed = self.create(contracts["OwnedWallet"], owner_arg)
         factory = self.create(contracts["WalletFactory"])
@@ -138,5 +154,17 @@ class Deployer:
 
     def predict(self, factory: str, salt: bytes) -> str:
         data = call_data("predict(address,bytes32)", ["address", "bytes32"], [OWNER.address, salt])
-        result = rpc(self.url, "eth_call", [{"to": factory, "data": hex_of(data)}, "latest"])
+        result = self.rpc("eth_call", [{"to": factory, "data": hex_of(data)}, "latest"])
         return to_checksum_address("0x" + result[-40:])
+
+
+def deploy(url: str, chain_id: int, contracts: dict[str, bytes]) -> Wallets:
+    """Set a fresh chain up (``Deployer.setup``)."""
+    with Deployer(url, chain_id) as deployer:
+        return deployer.setup(contracts)
+
+
+def code_at(url: str, address: str) -> bytes:
+    """The code at ``address`` on the node at ``url``."""
+    with Deployer(url, 0) as deployer:
+        return deployer.code_at(address)
