@@ -26,7 +26,7 @@ from ..signatures import (
 )
 from ..siwe import SiweMessage
 from .base import ChainId
-from .erc6492 import INVALID, VALID, is_wrapped, validator_call_data
+from .erc6492 import INVALID, VALID, validator_call_data
 
 if TYPE_CHECKING:  # the RPC client needs httpx, an optional dependency
     from ..rpc import RpcClient
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the RPC client needs httpx, an optional dependency
 logger = logging.getLogger("asgi_wallet_auth.chains")
 
 _HALF_N = SECP256K1_N // 2
-_HEX_RE = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+_HEX_RE = re.compile(r"0x[0-9a-fA-F]*")  # an even length is checked apart: a repeated pair is slow
 #: A signature field's length without RPC: 0x + 65 bytes.
 EOA_SIGNATURE_LENGTH = 132
 
@@ -134,9 +134,15 @@ class EthereumVerifier:
         """
         if self.rpc is None:
             return parse_signature(value)
+        if isinstance(value, str) and len(value) == EOA_SIGNATURE_LENGTH:
+            try:  # the common case, an EOA's signature, at the cost of the plain grammar
+                return EthereumSignature(bytes.fromhex(value[2:]), parse_signature(value))
+            except InvalidSignatureFormat:
+                pass  # some other 65 bytes: a contract's, a high-s twin or no hex at all
         if (
             not isinstance(value, str)
             or len(value) > 2 + 2 * self.max_signature_bytes
+            or len(value) % 2
             or _HEX_RE.fullmatch(value) is None
         ):
             raise InvalidSignatureFormat(
@@ -144,17 +150,15 @@ class EthereumVerifier:
                 f"at most {self.max_signature_bytes} bytes"
             )
         raw = bytes.fromhex(value[2:])
-        if len(raw) != 65 or is_wrapped(raw):
-            return EthereumSignature(raw, None)
-        r, s, v = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"), raw[64]
-        if v not in (0, 1, 27, 28):
-            return EthereumSignature(raw, None)
-        if 0 < r < SECP256K1_N and _HALF_N < s < SECP256K1_N:
-            raise InvalidSignatureFormat("signature is not in canonical low-s form")
-        try:
-            return EthereumSignature(raw, Signature(r, s, v - 27 if v >= 27 else v))
-        except InvalidSignatureFormat:  # r or s zero or out of range: no EOA made it
-            return EthereumSignature(raw, None)
+        if len(raw) == 65 and raw[64] in (0, 1, 27, 28):
+            # Outside the EOA grammar (which returned above) with an EOA's v: refuse the one
+            # shape that is another EOA signature's malleable twin; the rest (r or s zero or out
+            # of range) no key made, and only a contract can accept.
+            r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big")
+            if 0 < r < SECP256K1_N and _HALF_N < s < SECP256K1_N:
+                raise InvalidSignatureFormat("signature is not in canonical low-s form")
+        # ERC-6492 wrapped or any other length or form: for the chain's validator to judge.
+        return EthereumSignature(raw, None)
 
     def check_sign_in(
         self,
