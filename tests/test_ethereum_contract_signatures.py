@@ -5,6 +5,8 @@ No node is needed: parsing never does I/O, and an EOA's signature is settled by 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from asgi_wallet_auth.chains.ethereum import (
     EthereumVerifier,
 )
 from asgi_wallet_auth.errors import InvalidSignatureFormat, SignatureMismatch, WalletAuthError
-from asgi_wallet_auth.rpc import RpcClient
+from asgi_wallet_auth.rpc import ChainUnavailable, RpcClient
 from asgi_wallet_auth.signatures import SECP256K1_N, Signature, parse_signature
 from tests.conftest import OTHER_KEY, WALLET_KEY
 
@@ -226,3 +228,21 @@ def test_validator_arguments_are_abi_encoded_address_hash_bytes() -> None:
 def test_the_erc6492_suffix_is_recognised_only_at_the_end() -> None:
     assert is_wrapped(MAGIC_SUFFIX) and is_wrapped(b"\x00" + MAGIC_SUFFIX)
     assert not is_wrapped(MAGIC_SUFFIX[1:]) and not is_wrapped(MAGIC_SUFFIX + b"\x00")
+
+
+@pytest.mark.parametrize("chain_id", ["mainnet", True, 1.0])
+async def test_a_chain_id_that_is_no_eip155_integer_has_no_node(
+    with_rpc: EthereumVerifier, chain_id: object
+) -> None:
+    contract_signature = with_rpc.parse_signature(GOOD + "02")
+    with pytest.raises(ChainUnavailable) as info:
+        await with_rpc.verify(MESSAGE, contract_signature, WALLET.address, chain_id=chain_id)  # type: ignore[arg-type]
+    assert info.value.msg == "no node is configured for this chain"
+    assert info.value.status == 503
+
+
+def test_the_chain_verifiers_import_no_http_client() -> None:
+    # httpx is the rpc extra: only a service that builds an RpcClient needs it.
+    code = "import sys, asgi_wallet_auth.chains; print('httpx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
