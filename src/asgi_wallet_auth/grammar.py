@@ -36,6 +36,13 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 # -- RFC 3339 -------------------------------------------------------------------------------
+# The sign-in messages' shared field grammars (EIP-4361 ABNF; SIWS uses the same).
+# statement = *( reserved / unreserved / " " ); the empty statement is refused (see above).
+STATEMENT_RE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;= ]+")
+NONCE_RE = re.compile(r"[A-Za-z0-9]{8,}")
+REQUEST_ID_RE = re.compile(rf"[{UNRESERVED_SUB}:@%]*")
+# Anything but LF and printable ASCII: no field of the ABNF admits it.
+FORBIDDEN_CHAR_RE = re.compile(r"[^\n\x20-\x7e]")
 
 
 def epoch(text: object, label: str, error: Callable[[str], Exception]) -> float:
@@ -121,8 +128,28 @@ def is_uri(text: str) -> bool:
     return "%" not in text or BAD_PERCENT_RE.search(text) is None
 
 
+def check_seconds(name: str, value: object, *, allow_negative: bool) -> None:
+    """``TypeError`` unless a number of seconds; ``ValueError`` unless finite (and >= 0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds")
+    if not math.isfinite(value) or (not allow_negative and value < 0):
+        raise ValueError(
+            f"{name} must be a finite{'' if allow_negative else ', non-negative'} number"
+        )
+
+
 __all__ = [
     "BAD_PERCENT_RE",
+    "FORBIDDEN_CHAR_RE",
+    "NONCE_RE",
+    "REQUEST_ID_RE",
     "SCHEME_RE",
+    "STATEMENT_RE",
     "UNRESERVED_SUB",
-    "epoch", "format_rfc3339", "is_authority", "is_uri", "parse_rfc3339"]
+    "check_seconds",
+    "epoch",
+    "format_rfc3339",
+    "is_authority",
+    "is_uri",
+    "parse_rfc3339",
+]

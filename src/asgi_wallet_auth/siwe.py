@@ -25,7 +25,6 @@ Error messages name the field or check that failed and never echo client input.
 from __future__ import annotations
 
 import hmac
-import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -40,8 +39,12 @@ from .errors import (
 )
 from .grammar import (
     BAD_PERCENT_RE,
+    FORBIDDEN_CHAR_RE,
+    NONCE_RE,
+    REQUEST_ID_RE,
     SCHEME_RE,
-    UNRESERVED_SUB,
+    STATEMENT_RE,
+    check_seconds,
     epoch,
     format_rfc3339,
     is_authority,
@@ -67,13 +70,7 @@ _RESOURCES_LINE = "Resources:"
 _RESOURCE_TAG = "- "
 
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
-# statement = *( reserved / unreserved / " " ); the empty statement is refused (see above).
-_STATEMENT_RE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;= ]+")
 _CHAIN_ID_RE = re.compile(r"[1-9][0-9]{0,19}")
-_NONCE_RE = re.compile(r"[A-Za-z0-9]{8,}")
-_REQUEST_ID_RE = re.compile(rf"[{UNRESERVED_SUB}:@%]*")
-# Anything but LF and printable ASCII: no field of the ABNF admits it.
-_FORBIDDEN_CHAR_RE = re.compile(r"[^\n\x20-\x7e]")
 
 
 class SiweError(InvalidMessage, ValueError):
@@ -174,7 +171,7 @@ class SiweMessage:
         if self.statement is not None:
             if not isinstance(self.statement, str):
                 raise SiweError("statement must be a string")
-            if _STATEMENT_RE.fullmatch(self.statement) is None:
+            if STATEMENT_RE.fullmatch(self.statement) is None:
                 if "\n" in self.statement:
                     raise SiweError("statement must not contain a line break")
                 raise SiweError(
@@ -190,7 +187,7 @@ class SiweMessage:
             raise SiweError("Chain ID must be an integer")
         if not 0 < chain_id <= MAX_CHAIN_ID:
             raise SiweError("Chain ID must be between 1 and 2**64 - 1")
-        if _NONCE_RE.fullmatch(_need_str(self.nonce, "nonce")) is None:
+        if NONCE_RE.fullmatch(_need_str(self.nonce, "nonce")) is None:
             raise SiweError("Nonce must be at least 8 ASCII letters or digits")
         _message_epoch(self.issued_at, "Issued At")
         if self.expiration_time is not None:
@@ -199,7 +196,7 @@ class SiweMessage:
             _message_epoch(self.not_before, "Not Before")
         if self.request_id is not None and (
             not isinstance(self.request_id, str)
-            or _REQUEST_ID_RE.fullmatch(self.request_id) is None
+            or REQUEST_ID_RE.fullmatch(self.request_id) is None
             or ("%" in self.request_id and BAD_PERCENT_RE.search(self.request_id) is not None)
         ):
             raise SiweError("Request ID must be RFC 3986 path characters (pchar)")
@@ -292,7 +289,7 @@ class SiweMessage:
             raise SiweError(f"the message is longer than {MAX_MESSAGE_LENGTH} characters")
         bad = None
         if not text.isascii() or not text.replace("\n", "").isprintable():
-            bad = _FORBIDDEN_CHAR_RE.search(text)
+            bad = FORBIDDEN_CHAR_RE.search(text)
         if bad is not None:
             where = text.count("\n", 0, bad.start()) + 1
             if bad.group() == "\r":
@@ -408,8 +405,8 @@ class SiweMessage:
                 raise TypeError(f"{name} must be a string")
         if chain_ids is not None and isinstance(chain_ids, (str, bytes)):
             raise TypeError("chain_ids must be None or a collection of integers")
-        _check_seconds("now", now, allow_negative=True)
-        _check_seconds("skew", skew, allow_negative=False)
+        check_seconds("now", now, allow_negative=True)
+        check_seconds("skew", skew, allow_negative=False)
 
         if self.domain != domain:
             raise MessageRejected("sign-in message domain does not match this service")
@@ -442,8 +439,8 @@ class SiweMessage:
         its ``Issued At`` (or whose ``Not Before`` is not before its ``Expiration Time``) was never
         valid, whatever the skew.
         """
-        _check_seconds("now", now, allow_negative=True)
-        _check_seconds("skew", skew, allow_negative=False)
+        check_seconds("now", now, allow_negative=True)
+        check_seconds("skew", skew, allow_negative=False)
         issued_at = _message_epoch(self.issued_at, "Issued At")
         if issued_at - now > skew:
             raise MessageExpired("sign-in message Issued At is in the future")
@@ -500,15 +497,6 @@ def _tagged(lines: list[str], index: int, tag: str) -> str:
     if index >= len(lines) or not lines[index].startswith(tag):
         raise SiweError(f"line {index + 1} must start with '{tag}'")
     return lines[index][len(tag) :]
-
-
-def _check_seconds(name: str, value: object, *, allow_negative: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds")
-    if not math.isfinite(value) or (not allow_negative and value < 0):
-        raise ValueError(
-            f"{name} must be a finite{'' if allow_negative else ', non-negative'} number"
-        )
 
 
 __all__ = [

@@ -21,19 +21,18 @@ from dataclasses import dataclass, field
 
 from .base58 import decode_fixed
 from .errors import InvalidMessage, MessageExpired, MessageRejected
-from .siwe import (
-    _BAD_PERCENT_RE,
-    _FORBIDDEN_CHAR_RE,
-    _NONCE_RE,
-    _REQUEST_ID_RE,
-    _STATEMENT_RE,
-    MAX_MESSAGE_LENGTH,
-    SiweError,
-    _check_seconds,
-    _epoch,
-    _is_authority,
-    _is_uri,
+from .grammar import (
+    BAD_PERCENT_RE,
+    FORBIDDEN_CHAR_RE,
+    NONCE_RE,
+    REQUEST_ID_RE,
+    STATEMENT_RE,
+    check_seconds,
+    epoch,
+    is_authority,
+    is_uri,
 )
+from .siwe import MAX_MESSAGE_LENGTH
 
 #: Solana clusters a message's ``Chain ID`` may name, in the order a default is chosen from.
 CLUSTERS = ("mainnet", "devnet", "testnet", "localnet")
@@ -85,10 +84,7 @@ class SiwsError(InvalidMessage, ValueError):
 
 def _time(text: str, label: str) -> float:
     """Epoch seconds of an RFC 3339 field, refused as a ``SiwsError`` naming ``label``."""
-    try:
-        return _epoch(text, label)
-    except SiweError as error:
-        raise SiwsError(error.msg.partition(": ")[2]) from None
+    return epoch(text, label, SiwsError)
 
 
 def _is_field_line(line: str) -> bool:
@@ -131,7 +127,7 @@ class SiwsMessage:
 
     def __post_init__(self) -> None:
         """Check every field against the SIWS ABNF; ``SiwsError`` names the first bad one."""
-        if not _is_authority(_text(self.domain, "domain"), require_host=True):
+        if not is_authority(_text(self.domain, "domain"), require_host=True):
             raise SiwsError("domain is not an RFC 3986 authority (host[:port])")
         if decode_fixed(_text(self.address, "address"), 32) is None:
             raise SiwsError("address is not the base58 text of a 32-byte public key")
@@ -139,14 +135,14 @@ class SiwsMessage:
             statement = _text(self.statement, "statement")
             if "\n" in statement:
                 raise SiwsError("statement must not contain a line break")
-            if _STATEMENT_RE.fullmatch(statement) is None:
+            if STATEMENT_RE.fullmatch(statement) is None:
                 raise SiwsError(
                     "statement must be printable ASCII without '%', '\"' or other characters "
                     "outside RFC 3986 reserved/unreserved and space"
                 )
             if _is_field_line(statement):
                 raise SiwsError("statement must not start like a field ('URI: ', 'Nonce: ', ...)")
-        if self.uri is not None and not _is_uri(_text(self.uri, "URI")):
+        if self.uri is not None and not is_uri(_text(self.uri, "URI")):
             raise SiwsError("URI is not an RFC 3986 URI")
         if self.version is not None and self.version != "1":
             raise SiwsError("Version must be 1")
@@ -156,7 +152,7 @@ class SiwsMessage:
             raise SiwsError(
                 "Chain ID must be mainnet, devnet, testnet or localnet, bare or with 'solana:'"
             )
-        if self.nonce is not None and _NONCE_RE.fullmatch(_text(self.nonce, "Nonce")) is None:
+        if self.nonce is not None and NONCE_RE.fullmatch(_text(self.nonce, "Nonce")) is None:
             raise SiwsError("Nonce must be at least 8 ASCII letters or digits")
         for name in ("issued_at", "expiration_time", "not_before"):
             value = getattr(self, name)
@@ -164,8 +160,8 @@ class SiwsMessage:
                 _time(_text(value, _LABELS[name]), _LABELS[name])
         if self.request_id is not None:
             request_id = _text(self.request_id, "Request ID")
-            if _REQUEST_ID_RE.fullmatch(request_id) is None or (
-                "%" in request_id and _BAD_PERCENT_RE.search(request_id) is not None
+            if REQUEST_ID_RE.fullmatch(request_id) is None or (
+                "%" in request_id and BAD_PERCENT_RE.search(request_id) is not None
             ):
                 raise SiwsError("Request ID must be RFC 3986 path characters (pchar)")
         self._check_resources()
@@ -180,7 +176,7 @@ class SiwsMessage:
         if not isinstance(resources, (tuple, list)):
             raise SiwsError("resources must be a list of URIs")
         for resource in resources:
-            if not isinstance(resource, str) or not _is_uri(resource):
+            if not isinstance(resource, str) or not is_uri(resource):
                 raise SiwsError("a resource is not an RFC 3986 URI")
         if not isinstance(resources, tuple):
             object.__setattr__(self, "resources", tuple(resources))
@@ -273,7 +269,7 @@ class SiwsMessage:
         if len(text) > MAX_MESSAGE_LENGTH:
             raise SiwsError(f"the message is longer than {MAX_MESSAGE_LENGTH} characters")
         if not text.isascii() or not text.replace("\n", "").isprintable():
-            bad = _FORBIDDEN_CHAR_RE.search(text)
+            bad = FORBIDDEN_CHAR_RE.search(text)
             if bad is not None:
                 where = text.count("\n", 0, bad.start()) + 1
                 if bad.group() == "\r":
@@ -344,8 +340,8 @@ class SiwsMessage:
                 raise TypeError(f"{name} must be a string")
         if chain_ids is not None and isinstance(chain_ids, (str, bytes)):
             raise TypeError("chain_ids must be None or a collection of cluster names")
-        _check_seconds("now", now, allow_negative=True)
-        _check_seconds("skew", skew, allow_negative=False)
+        check_seconds("now", now, allow_negative=True)
+        check_seconds("skew", skew, allow_negative=False)
 
         for name in REQUIRED_FOR_LOGIN:
             if getattr(self, name) is None:
@@ -376,8 +372,8 @@ class SiwsMessage:
         The same rule as ``SiweMessage.check_issuance``; a message without ``Issued At`` is
         refused by ``validate`` already, so here it only has its window checked.
         """
-        _check_seconds("now", now, allow_negative=True)
-        _check_seconds("skew", skew, allow_negative=False)
+        check_seconds("now", now, allow_negative=True)
+        check_seconds("skew", skew, allow_negative=False)
         issued_at = None if self.issued_at is None else _time(self.issued_at, "Issued At")
         if issued_at is not None and issued_at - now > skew:
             raise MessageExpired("sign-in message Issued At is in the future")

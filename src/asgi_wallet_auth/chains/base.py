@@ -27,9 +27,15 @@ class ChainVerifier(Protocol):
     address's, or ``StoreUnavailable`` (503) where proving it needs a service that did not answer.
     """
 
-    did_type: str
-    #: The longest signature text accepted (a longer one is refused before it is parsed).
-    max_signature_length: int
+    @property
+    def did_type(self) -> str:
+        """The chain's name on the wire (``eth``, ``sol``)."""
+        ...
+
+    @property
+    def max_signature_length(self) -> int:
+        """The longest signature text accepted (a longer one is refused before it is parsed)."""
+        ...
 
     def normalize(self, address: object) -> str:
         """The canonical text of ``address`` (EIP-55, base58, ...); 400 if malformed."""
@@ -82,7 +88,8 @@ class ChainRegistry(Mapping[str, ChainVerifier]):
             if not isinstance(verifier, ChainVerifier):
                 raise ValueError(
                     f"the verifier for {name!r} must implement ChainVerifier "
-                    "(did_type, normalize, parse_signature, check_sign_in, verify)"
+                    "(did_type, max_signature_length, normalize, parse_signature, check_sign_in, "
+                    "verify)"
                 )
         self._verifiers = dict(verifiers)
 

@@ -141,6 +141,7 @@ class SolanaVerifier:
     """
 
     did_type = "sol"
+    max_signature_length = 88  # base58 or base64 of 64 bytes: at most 88 characters
 
     def __init__(
         self,
