@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Install the package with its test extras into ./.venv, then lint, type-check and run the tests.
-# This is the README's test command; .ci/run runs exactly this.
+# Install the package with its test extras into ./.venv, the servers and clients the tests run
+# against (redis-server, PostgreSQL, Node with the pinned npm packages: anvil, solc, the Solana
+# wallet-standard helpers), then lint, type-check and run the tests.
+# This is the README's test command; .ci/run runs exactly this (with every real part required).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The Redis tests need a real redis-server; install Debian's where we can, else they skip.
+# Debian packages need root and apt-get; elsewhere install them yourself, or those tests skip
+# (unless WALLET_AUTH_REQUIRE_* says they must run, as in CI).
 if ! command -v redis-server >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
@@ -11,6 +14,9 @@ if ! command -v redis-server >/dev/null 2>&1; then
         echo "redis-server not found: the Redis tests will be skipped" >&2
     fi
 fi
+bash scripts/ci-postgres.sh
+bash scripts/ci-solana.sh || echo "the Solana Node cross-check could not be installed" >&2
+bash scripts/ci-chain.sh || echo "anvil and solc could not be installed" >&2
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
