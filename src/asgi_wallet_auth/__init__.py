@@ -6,7 +6,7 @@ Importing the package imports no optional dependency (Redis, FastAPI, uvicorn).
 from __future__ import annotations
 
 from .app import WalletAuth
-from .chains import ChainRegistry, ChainVerifier, EthereumVerifier
+from .chains import ChainRegistry, ChainVerifier, EthereumVerifier, SolanaVerifier
 from .cookies import CookieSettings
 from .credentials import Authenticator
 from .errors import WalletAuthError
@@ -37,6 +37,7 @@ __all__ = [
     "SignedContentHook",
     "SiweError",
     "SiweMessage",
+    "SolanaVerifier",
     "TokenSettings",
     "UserRecord",
     "UserStore",

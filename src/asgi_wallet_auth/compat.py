@@ -72,6 +72,10 @@ class LegacyDidVerifier:
         """The wrapped verifier's synchronous check."""
         self._verifier.verify(message, signature, address)
 
+    def account_id(self, address: str, chain_id: ChainId = None) -> None:
+        """Unknown: a 0.1 verifier names no chain."""
+        return None
+
 
 def settings_from_keywords(**flat: Any) -> dict[str, Any]:
     """The new-style ``WalletAuth`` keywords for a mix of 0.1 flat ones and new ones.

@@ -200,8 +200,12 @@ class SessionLayer:
 
     # -- issuing -----------------------------------------------------------------------------
 
-    async def start(self, scope: Scope, record: UserRecord, now: float) -> IssuedToken:
+    async def start(
+        self, scope: Scope, record: UserRecord, now: float, *, account_id: str | None = None
+    ) -> IssuedToken:
         """The token a login of ``record`` ends with, after the application's ``on_login`` hook.
+
+        ``account_id`` (CAIP-10) tells chains apart in the token and ``request.user``.
 
         The hook runs before the caller stores the user: a refused login leaves nothing behind.
         """
@@ -210,6 +214,8 @@ class SessionLayer:
             "did_type": record.did_type,
             "did_value": record.address,
         }
+        if account_id is not None:
+            base["account_id"] = account_id
         if self.on_login is not None:  # the user object is only built for a hook to see
             user = WalletUser(
                 address=record.address, userid=record.userid, did_type=record.did_type, claims=base

@@ -25,7 +25,16 @@ from .errors import SessionExpired, TokenInvalid
 REQUIRED_CLAIMS = ("sub", "iat", "exp", "jti", "iss", "aud", "auth_time")
 #: Claims the service computes itself; hooks cannot set them.
 RESERVED_CLAIMS = frozenset(
-    {*REQUIRED_CLAIMS, "nbf", "access_expired_at", "userid", "did_type", "did_value", "sid"}
+    {
+        *REQUIRED_CLAIMS,
+        "nbf",
+        "access_expired_at",
+        "userid",
+        "did_type",
+        "did_value",
+        "sid",
+        "account_id",
+    }
 )
 _HASHES = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
 

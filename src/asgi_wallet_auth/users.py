@@ -34,8 +34,14 @@ class WalletUser(BaseUser):
 
     @property
     def identity(self) -> str:
-        """The stable identity of the wallet: its EIP-55 address."""
+        """The stable identity of the wallet: its address (EIP-55, or base58 on Solana)."""
         return self.address
+
+    @property
+    def account_id(self) -> str | None:
+        """The CAIP-10 account id (``eip155:1:0x...``, ``solana:...:<base58>``), when known."""
+        value = self.claims.get("account_id")
+        return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)

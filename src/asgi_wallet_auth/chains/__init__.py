@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from .base import ChainId, ChainRegistry, ChainVerifier
 from .ethereum import EthereumVerifier
+from .solana import SolanaVerifier
 
-__all__ = ["ChainId", "ChainRegistry", "ChainVerifier", "EthereumVerifier"]
+__all__ = ["ChainId", "ChainRegistry", "ChainVerifier", "EthereumVerifier", "SolanaVerifier"]

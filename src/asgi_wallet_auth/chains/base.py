@@ -70,6 +70,13 @@ class ChainVerifier(Protocol):
         """Return only if ``signature`` over ``message`` proves control of ``address``."""
         ...
 
+    def account_id(self, address: str, chain_id: ChainId = None) -> str | None:
+        """The CAIP-10 account id (``eip155:1:0x...``, ``solana:<ref>:<base58>``), if any.
+
+        ``chain_id`` None: the chain a login that names none is checked on.
+        """
+        ...
+
 
 class ChainRegistry(Mapping[str, ChainVerifier]):
     """The chains a service accepts, by ``did_type``; the first one is the default.

@@ -121,6 +121,12 @@ class EthereumVerifier:
         """The longest signature text (``0x`` + hex) a route reads for this verifier."""
         return EOA_SIGNATURE_LENGTH if self.rpc is None else 2 + 2 * self.max_signature_bytes
 
+    def account_id(self, address: str, chain_id: ChainId = None) -> str:
+        """``eip155:<chain>:<address>``; a login naming no chain counts as ``default_chain_id``
+        (Ethereum mainnet, 1, where no RPC chain is configured)."""
+        chain = chain_id if isinstance(chain_id, int) else (self.default_chain_id or 1)
+        return f"eip155:{chain}:{address}"
+
     def normalize(self, address: object) -> str:
         """The EIP-55 form of the address (400 for anything else, and for the zero address)."""
         return parse_address(address)

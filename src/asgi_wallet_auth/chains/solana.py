@@ -175,6 +175,11 @@ class SolanaVerifier:
         allowed = CLUSTERS if self.chain_ids is None else self.chain_ids
         return next(c for c in CLUSTERS if c in allowed)
 
+    def account_id(self, address: str, chain_id: ChainId = None) -> str | None:
+        """``solana:<genesis-hash prefix>:<address>`` (None on ``localnet``, which has none)."""
+        cluster = chain_id if isinstance(chain_id, str) else self.default_chain_id
+        return caip10_account_id(address, cluster)
+
     def normalize(self, address: object) -> str:
         """The base58 address itself (400 for any other text, and for the all-zero key)."""
         return parse_solana_address(address)

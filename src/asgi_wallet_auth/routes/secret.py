@@ -160,7 +160,8 @@ class SecretLogin:
         stamp = float(now)
         if record is None:
             record = UserRecord(address, address, verifier.did_type, stamp, stamp)
-        issued = await self.sessions.start(scope, record, now)
+        account_id = verifier.account_id(address, chain_id)
+        issued = await self.sessions.start(scope, record, now, account_id=account_id)
         # One atomic fold into the stored user (only the login times change): a device key or
         # profile a concurrent Web3MQ login of this wallet adds is kept, never overwritten.
         login = UserRecord(record.userid, address, record.did_type, stamp, stamp)

@@ -140,7 +140,9 @@ class Web3MQLogin:
         )
         # The hook sees the user as the login will leave it; a refusal stores nothing.
         after = merge_login(by_wallet, login, settings.max_devices)
-        issued = await self.sessions.start(scope, after, now)
+        issued = await self.sessions.start(
+            scope, after, now, account_id=verifier.account_id(address)
+        )
         # One atomic merge: a userid taken a moment ago by another wallet is refused, and two
         # devices of one wallet logging in at once both keep their key.
         merged = await guarded(self.user_store.merge(login, max_devices=settings.max_devices))
