@@ -462,6 +462,8 @@ def test_no_option_takes_the_key_itself() -> None:
         "--domain",
         "--uri",
         "--chain-id",
+        "--chain",
+        "--cluster",
         "--timeout",
         "--json",
     }
@@ -548,3 +550,79 @@ def test_load_private_key_sources(tmp_path: Path) -> None:
     assert load_private_key(key_file=key_file(tmp_path, WALLET_KEY + "\n"), environ={}) == key
     with pytest.raises(KeySourceError, match="--key-env"):
         load_private_key(key_file=None, environ={})
+
+
+# -- Solana wallets -------------------------------------------------------------------------
+
+
+SOLANA_SEED = bytes(range(1, 33))
+
+
+def solana_keypair_text(seed: bytes = SOLANA_SEED, public: bytes | None = None) -> str:
+    """A keypair file as ``solana-keygen`` writes it: a JSON array of the 64 bytes."""
+    import nacl.signing
+
+    if public is None:
+        public = bytes(nacl.signing.SigningKey(seed).verify_key)
+    return json.dumps(list(seed + public))
+
+
+@pytest.mark.parametrize("flavour", [[], ["--raw"]])
+def test_a_solana_keypair_file_logs_in_with_siws_or_the_raw_secret(
+    service: str, tmp_path: Path, flavour: list[str]
+) -> None:
+    import nacl.signing
+
+    from asgi_wallet_auth.base58 import b58encode
+
+    path = key_file(tmp_path, solana_keypair_text())
+    result = run_login("--url", service, "--chain", "solana", "--key-file", str(path), *flavour)
+    assert result.returncode == 0, result.stderr
+    answer = me(service, result.stdout.strip())
+    assert answer.status_code == 200
+    address = b58encode(bytes(nacl.signing.SigningKey(SOLANA_SEED).verify_key))
+    data = answer.json()["data"]
+    assert (data["address"], data["did_type"], data["account_id"]) == (
+        address,
+        "sol",
+        f"solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp:{address}",
+    )
+
+
+def test_a_solana_keypair_whose_halves_disagree_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = key_file(tmp_path, solana_keypair_text(public=bytes(32)))
+    status, _, err = run_main(
+        capsys,
+        monkeypatch,
+        "--url",
+        "http://127.0.0.1:9",
+        "--chain",
+        "solana",
+        "--key-file",
+        str(path),
+    )
+    assert status == 2 and "public half is not its own" in err
+    path = key_file(tmp_path, "[1, 2, 3]")
+    status, _, err = run_main(
+        capsys,
+        monkeypatch,
+        "--url",
+        "http://127.0.0.1:9",
+        "--chain",
+        "solana",
+        "--key-file",
+        str(path),
+    )
+    assert status == 2 and "JSON array of 64 bytes" in err
+
+
+@pytest.mark.parametrize(
+    "args", [["--chain", "solana", "--chain-id", "5"], ["--cluster", "devnet"]]
+)
+def test_chain_options_of_the_other_chain_are_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    status, _, err = run_main(capsys, monkeypatch, "--url", "http://127.0.0.1:9", *args)
+    assert status == 2 and "does not apply" in err

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from .chains.base import ChainRegistry, ChainVerifier
+from .chains.base import ChainRegistry, ChainVerifier, ServiceConnections
 from .chains.ethereum import EthereumVerifier
 from .compat import settings_from_keywords, warn_legacy
 from .cookies import CookieSettings
@@ -287,13 +287,35 @@ class WalletAuth:
             raise NotFound()
         return route
 
-    @staticmethod
-    async def _lifespan(receive: Receive, send: Send) -> None:
+    async def startup(self) -> None:
+        """Check what talks to other services before serving (each chain's RPC nodes).
+
+        Run by the lifespan when this app is served on its own; an application that mounts it
+        calls it from its own lifespan (``asgi-wallet-auth serve`` does). ``ValueError`` for a
+        misconfiguration, such as an RPC URL that serves another chain.
+        """
+        for verifier in self.chains.values():
+            if isinstance(verifier, ServiceConnections):
+                await verifier.startup()
+
+    async def aclose(self) -> None:
+        """Close the connections ``startup`` checked."""
+        for verifier in self.chains.values():
+            if isinstance(verifier, ServiceConnections):
+                await verifier.aclose()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except ValueError as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -8,21 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NoReturn
 
+from .cli_serve import add_serve_arguments, serve
 from .client import DEFAULT_KEY_ENV, DEFAULT_STATEMENT, DEFAULT_TIMEOUT, redact
 from .errors import MessageRejected
-
-_DEFAULT_DB = "asgi-wallet-auth.db"
-
-
-def _authority(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,7 +29,8 @@ class _Parser(argparse.ArgumentParser):
         super().error(redact(message))
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
     try:
         value = float(text)
     except ValueError:
@@ -47,7 +40,8 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -68,32 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "The signing secret comes from $WALLET_AUTH_SECRET, or is generated once and kept in a "
         "0600 file beside the database.",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="listen port (default 8000)")
-    serve.add_argument("--domain", help="EIP-4361 domain (default: host:port)")
-    serve.add_argument("--uri", help="EIP-4361 URI (default: http://host:port)")
-    serve.add_argument(
-        "--db",
-        default=_DEFAULT_DB,
-        help="SQLite user database (default ./asgi-wallet-auth.db); or use --database-url",
-    )
-    serve.add_argument(
-        "--database-url",
-        default=os.environ.get("WALLET_AUTH_DATABASE_URL"),
-        help="keep users at this URL: postgresql://user@host:5432/db (shared by many hosts; "
-        "needs asgi-wallet-auth[postgres]) or sqlite:///path/users.db; "
-        "default $WALLET_AUTH_DATABASE_URL, else --db",
-    )
-    serve.add_argument(
-        "--workers", type=int, default=1, help="worker processes (default 1; more need --redis-url)"
-    )
-    serve.add_argument(
-        "--redis-url",
-        default=os.environ.get("WALLET_AUTH_REDIS_URL"),
-        help="keep nonces, replay markers and revocations in Redis (redis://host:6379/0); "
-        "default $WALLET_AUTH_REDIS_URL, else in memory",
-    )
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_serve_arguments(serve)
 
     login = commands.add_parser(
         "login",
@@ -150,13 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     login.add_argument(
         "--chain-id",
-        type=_positive_int,
+        type=positive_int,
         metavar="ID",
         help="EIP-4361 chain id (default 1)",
     )
     login.add_argument(
+        "--chain",
+        choices=["ethereum", "solana"],
+        default="ethereum",
+        help="the wallet's chain (default ethereum); with solana, --key-file is a keypair file "
+        "as `solana-keygen` writes it (a JSON array of 64 bytes) and the message is SIWS",
+    )
+    login.add_argument(
+        "--cluster",
+        choices=["mainnet", "devnet", "testnet", "localnet"],
+        help="SIWS Chain ID for --chain solana (default mainnet)",
+    )
+    login.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="seconds the whole login may take, both requests and every byte of their answers "
@@ -185,6 +166,7 @@ def login(args: argparse.Namespace) -> int:
                 ("--domain", args.domain),
                 ("--uri", args.uri),
                 ("--chain-id", args.chain_id),
+                ("--cluster", args.cluster),
             )
             if value is not None
         ]
@@ -195,8 +177,20 @@ def login(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    solana = args.chain == "solana"
+    wrong = "--chain-id" if solana and args.chain_id is not None else None
+    if not solana and args.cluster is not None:
+        wrong = "--cluster"
+    if wrong is not None:
+        print(
+            f"asgi-wallet-auth login: {wrong} does not apply to --chain {args.chain}",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        key = client.load_private_key(key_file=args.key_file, key_env=args.key_env)
+        key = client.load_private_key(
+            key_file=args.key_file, key_env=args.key_env, solana=solana
+        )
         data = client.login(
             args.url,
             key,
@@ -206,6 +200,8 @@ def login(args: argparse.Namespace) -> int:
             chain_id=1 if args.chain_id is None else args.chain_id,
             statement=DEFAULT_STATEMENT,
             timeout=args.timeout,
+            chain=args.chain,
+            cluster=args.cluster or "mainnet",
         )
     except client.ServiceRefused as exc:  # "error <code>: <msg> (HTTP <status> from POST <url>)"
         print(redact(str(exc)), file=sys.stderr)
@@ -227,131 +223,6 @@ def login(args: argparse.Namespace) -> int:
     else:
         print(data["access_token"])
     return 0
-
-
-def serve(args: argparse.Namespace) -> int:
-    """Run the service under uvicorn until interrupted."""
-    try:
-        import uvicorn
-    except ImportError:
-        print(
-            "the serve command needs uvicorn: pip install 'asgi-wallet-auth[serve]'",
-            file=sys.stderr,
-        )
-        return 2
-    from . import service
-    from .app import WalletAuth
-
-    if args.workers < 1:
-        print("--workers must be at least 1", file=sys.stderr)
-        return 2
-    if args.workers > 1 and not args.redis_url:
-        print(
-            "--workers > 1 needs --redis-url: in-memory nonces live in one process, so a secret "
-            "issued by one worker could not be redeemed on another",
-            file=sys.stderr,
-        )
-        return 2
-    if args.redis_url:
-        try:
-            import redis  # noqa: F401
-        except ImportError:
-            print("--redis-url needs redis: pip install 'asgi-wallet-auth[redis]'", file=sys.stderr)
-            return 2
-    try:
-        db, database_url = _user_database(args)
-    except ValueError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    if database_url is not None:
-        failure = _open_user_database(database_url)
-        if failure:
-            print(failure, file=sys.stderr)
-            return 2
-    authority = _authority(args.host, args.port)
-    domain = args.domain or authority
-    uri = args.uri or f"http://{domain}"
-    secret = service.load_or_create_secret(db.parent)
-    try:  # built once here so that a bad setting stops the command, not each worker
-        WalletAuth(secret_key=secret, domain=domain, uri=uri)
-    except ValueError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    # Every worker builds the same service from these; the secret must be the same in all.
-    os.environ.update(
-        {
-            service.SECRET_ENV: secret,
-            service.DOMAIN_ENV: domain,
-            service.URI_ENV: uri,
-            service.DB_ENV: str(db),
-            service.REDIS_ENV: args.redis_url or "",
-            service.DATABASE_URL_ENV: database_url or "",
-        }
-    )
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    # Tokens and signatures in query strings stay out of the access log (each worker's factory
-    # installs this too, after uvicorn configures logging there).
-    from .log_redaction import install_log_redaction
-
-    install_log_redaction()
-    store = "Redis" if args.redis_url else "memory"
-    print(
-        f"asgi-wallet-auth serving on http://{authority} (domain {domain}, uri {uri}, "
-        f"{args.workers} worker(s), nonces in {store}, users in "
-        f"{'PostgreSQL' if database_url else db.name})",
-        flush=True,
-    )
-    uvicorn.run(
-        "asgi_wallet_auth.service:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-    )
-    return 0
-
-
-def _user_database(args: argparse.Namespace) -> tuple[Path, str | None]:
-    """The SQLite file (which also locates the secret file) and a PostgreSQL URL, if any."""
-    from . import service
-
-    url = args.database_url or None
-    if url is None:
-        return Path(args.db).resolve(), None
-    if args.db != _DEFAULT_DB:
-        raise ValueError("give --db or --database-url, not both")
-    path = service.sqlite_path(url)
-    if path is not None:
-        return Path(path).resolve(), None
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("--database-url must be postgresql://user@host:5432/db or sqlite:///path")
-    return Path(_DEFAULT_DB).resolve(), url
-
-
-def _open_user_database(url: str) -> str | None:
-    """Create or migrate the PostgreSQL schema once, before any worker starts; the error, if any."""
-    import asyncio
-
-    try:
-        from .stores.postgres import PostgresUserStore
-    except ImportError:
-        return "a PostgreSQL --database-url needs asyncpg: pip install 'asgi-wallet-auth[postgres]'"
-
-    async def check() -> None:
-        store = PostgresUserStore(url, pool_size=1)
-        try:
-            await store.open()
-        finally:
-            await store.aclose()
-
-    try:
-        asyncio.run(check())
-    except ValueError as exc:
-        return f"configuration error: {exc}"
-    except Exception as exc:  # the reason, never the URL (it may hold a password)
-        return f"cannot use the user database: {type(exc).__name__}: {redact(str(exc))}"
-    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .client_http import (
     DEFAULT_TIMEOUT,
@@ -28,16 +28,14 @@ from .client_key import (
     ClientError,
     KeySourceError,
     UsageError,
-    account,
     load_private_key,
     parse_private_key,
+    parse_solana_keypair,
     read_key_file,
     redact,
 )
-from .siwe import SiweError, SiweMessage, format_rfc3339
-
-if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
+from .client_signers import EthereumSigner, SolanaSigner, WalletSigner
+from .siwe import SiweMessage, format_rfc3339
 
 #: The statement of the EIP-4361 messages this client builds.
 DEFAULT_STATEMENT = "Sign in with your wallet"
@@ -88,14 +86,6 @@ def siwe_binding(base_url: str) -> tuple[str, str]:
 # -- the login flow -------------------------------------------------------------------------
 
 
-def _signature(signer: LocalAccount, text: str) -> str:
-    """EIP-191 ``personal_sign`` of ``text`` as ``0x`` + 130 hex."""
-    from eth_account.messages import encode_defunct
-
-    signature: str = signer.sign_message(encode_defunct(text=text)).signature.hex()
-    return signature if signature.startswith("0x") else "0x" + signature
-
-
 def build_siwe_message(
     *,
     address: str,
@@ -130,17 +120,22 @@ def login(
     statement: str | None = DEFAULT_STATEMENT,
     timeout: float = DEFAULT_TIMEOUT,
     clock: Callable[[], float] = time.time,
+    chain: str = "ethereum",
+    cluster: str = "mainnet",
 ) -> dict[str, Any]:
     """Log in to the service whose login routes are under ``url`` and return the success ``data``.
 
-    ``key`` is the wallet's private key (32 bytes, or hex text as ``parse_private_key`` reads it).
-    The wallet asks ``POST /login_random_secret`` for a secret, then ``POST /login`` with a
-    signature over an EIP-4361 message whose nonce is the secret (sent as ``signature_content``).
-    That message names ``domain`` and ``uri``, which default to ``url``'s authority and origin
-    (``siwe_binding``) and must equal the service's configuration exactly; ``chain_id``,
-    ``statement`` and ``clock`` (its Issued At) fill the rest. ``siwe=False`` signs the bare
-    secret instead: that text names no service, so whoever runs ``url`` could relay a real
-    service's secret and keep the token; use it only for services that accept nothing else.
+    ``key`` is the wallet's private key: for ``chain="ethereum"`` 32 bytes, or hex text as
+    ``parse_private_key`` reads it; for ``chain="solana"`` the 32-byte ed25519 seed
+    (``parse_solana_keypair`` reads Solana's keypair files). The wallet asks
+    ``POST /login_random_secret`` for a secret, then ``POST /login`` with a signature over its
+    chain's sign-in message (EIP-4361; SIWS on Solana) whose nonce is the secret, sent as
+    ``signature_content``. That message names ``domain`` and ``uri``, which default to ``url``'s
+    authority and origin (``siwe_binding``) and must equal the service's configuration exactly;
+    ``chain_id`` (Ethereum) or ``cluster`` (Solana), ``statement`` and ``clock`` (its Issued At)
+    fill the rest. ``siwe=False`` signs the bare secret instead: that text names no service, so
+    whoever runs ``url`` could relay a real service's secret and keep the token; use it only for
+    services that accept nothing else.
 
     ``timeout`` bounds the whole login: both requests and every byte of both answers.
 
@@ -148,55 +143,51 @@ def login(
     ``wallet_address``... Raises ``UsageError`` for a bad argument (before anything is sent),
     ``ServiceRefused``, ``ProtocolError`` or ``ServiceUnreachable`` as ``post_json`` does.
     """
-    if isinstance(key, str):
-        key = parse_private_key(key, source="the private key")
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
         raise UsageError("--timeout must be a positive number of seconds")
+    signer: WalletSigner
+    if chain == "solana":
+        if not isinstance(key, bytes) or len(key) != 32:
+            raise UsageError("a Solana key is the 32-byte seed of its keypair")
+        signer = SolanaSigner(key, cluster=cluster)
+    elif chain == "ethereum":
+        if isinstance(key, str):
+            key = parse_private_key(key, source="the private key")
+        signer = EthereumSigner(key, chain_id=chain_id)
+    else:
+        raise UsageError("chain must be 'ethereum' or 'solana'")
     secret_url = endpoint(url, "login_random_secret")
     login_url = endpoint(url, "login")
-    signer = account(key, source="the private key")
-    address: str = signer.address
     default_domain, default_uri = siwe_binding(url)
-    siwe_domain = default_domain if domain is None else domain
-    siwe_uri = default_uri if uri is None else uri
-    if siwe:
-        try:  # the arguments are checked before a secret is asked for
-            build_siwe_message(
-                address=address,
-                nonce="0" * 40,
-                domain=siwe_domain,
-                uri=siwe_uri,
-                chain_id=chain_id,
-                issued_at=clock(),
-                statement=statement,
-            )
-        except SiweError as exc:
-            raise UsageError(f"cannot build the sign-in message: {exc}") from None
+    message_domain = default_domain if domain is None else domain
+    message_uri = default_uri if uri is None else uri
+
+    def sign_in_text(nonce: str) -> str:
+        return signer.sign_in_text(
+            nonce=nonce,
+            domain=message_domain,
+            uri=message_uri,
+            issued_at=clock(),
+            statement=statement,
+        )
+
+    if siwe:  # the arguments are checked before a secret is asked for
+        sign_in_text("0" * 40)
 
     deadline = Deadline.after(timeout)  # from the first byte sent: signing is local and quick
-    secret = post_json(secret_url, {"wallet_address": address}, deadline=deadline)
+    secret = post_json(secret_url, {"wallet_address": signer.address}, deadline=deadline)
     if not isinstance(secret, str) or _SECRET_RE.fullmatch(secret) is None:
         raise ProtocolError(
             f"POST {secret_url} did not answer a login secret (8 to 256 letters or digits)",
             status=200,
         )
-    body: dict[str, object] = {"login_random_secret": secret, "wallet_address": address}
+    body: dict[str, object] = {"login_random_secret": secret, "wallet_address": signer.address}
     if siwe:
-        message = str(
-            build_siwe_message(
-                address=address,
-                nonce=secret,
-                domain=siwe_domain,
-                uri=siwe_uri,
-                chain_id=chain_id,
-                issued_at=clock(),
-                statement=statement,
-            )
-        )
-        body["signature"] = _signature(signer, message)
+        message = sign_in_text(secret)
+        body["signature"] = signer.sign(message)
         body["signature_content"] = message
     else:
-        body["signature"] = _signature(signer, secret)
+        body["signature"] = signer.sign(secret)
     data = post_json(login_url, body, deadline=deadline)
     if not isinstance(data, dict):
         raise ProtocolError(f"POST {login_url} answered no login data object", status=200)
@@ -222,6 +213,7 @@ __all__ = [
     "load_private_key",
     "login",
     "parse_private_key",
+    "parse_solana_keypair",
     "post_json",
     "read_key_file",
     "redact",

@@ -8,6 +8,7 @@ re-exports every public name here.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -106,8 +107,11 @@ def _read_fd(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_key_file(path: str | os.PathLike[str]) -> bytes:
+def read_key_file(path: str | os.PathLike[str], *, solana: bool = False) -> bytes:
     """Read a private key from a regular file that only its owner can read.
+
+    The key is hex text (``parse_private_key``), or with ``solana`` a Solana CLI keypair
+    (``parse_solana_keypair``).
 
     A symlink, a FIFO, a device or a directory is refused before it is opened (so a FIFO cannot
     hang the command), the file is opened without following links and without blocking, and
@@ -149,7 +153,34 @@ def read_key_file(path: str | os.PathLike[str]) -> bytes:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
         text = ""  # refused below, with the same message as any other non-key content
-    return parse_private_key(text, source=label)
+    return (parse_solana_keypair if solana else parse_private_key)(text, source=label)
+
+
+def parse_solana_keypair(text: str, *, source: str) -> bytes:
+    """The 32-byte ed25519 seed of a Solana keypair as Solana's CLI writes it.
+
+    That is a JSON array of 64 integers in [0, 255]: the seed, then the public key, which must
+    be the seed's. ``source`` names where the text came from; the text is never quoted.
+    """
+    import nacl.signing
+
+    try:
+        values = json.loads(text)
+    except ValueError:
+        values = None
+    if (
+        not isinstance(values, list)
+        or len(values) != 64
+        or any(type(v) is not int or not 0 <= v <= 255 for v in values)
+    ):
+        raise KeySourceError(
+            f"{source} does not hold a Solana keypair: expected a JSON array of 64 bytes, "
+            "as `solana-keygen new` writes it"
+        )
+    keypair = bytes(values)
+    if bytes(nacl.signing.SigningKey(keypair[:32]).verify_key) != keypair[32:]:
+        raise KeySourceError(f"{source} holds a Solana keypair whose public half is not its own")
+    return keypair[:32]
 
 
 def load_private_key(
@@ -157,17 +188,19 @@ def load_private_key(
     key_file: str | os.PathLike[str] | None,
     key_env: str = DEFAULT_KEY_ENV,
     environ: Mapping[str, str] | None = None,
+    solana: bool = False,
 ) -> bytes:
     """The private key from ``key_file`` if given, else from the environment variable ``key_env``.
 
     An empty variable counts as unset. With neither source, ``KeySourceError`` names both options.
     """
     if key_file is not None:
-        return read_key_file(key_file)
+        return read_key_file(key_file, solana=solana)
     env = os.environ if environ is None else environ
     value = env.get(key_env, "")
     if value.strip():
-        return parse_private_key(value, source=f"${redact(key_env)}")
+        parse = parse_solana_keypair if solana else parse_private_key
+        return parse(value, source=f"${redact(key_env)}")
     raise KeySourceError(
         "no wallet private key: pass --key-file PATH (a file only you can read, chmod 600) "
         f"or set the environment variable {redact(key_env)} (choose another one with "
@@ -184,6 +217,7 @@ __all__ = [
     "account",
     "load_private_key",
     "parse_private_key",
+    "parse_solana_keypair",
     "read_key_file",
     "redact",
 ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
 import stat
 import time
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import NoReturn
 
@@ -17,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from .app import WalletAuth
+from .chains import ChainVerifier, EthereumVerifier, SolanaVerifier
 from .envelope import render
 from .errors import TokenMissing
 from .settings import TokenSettings
@@ -41,6 +44,7 @@ async def me(request: Request) -> Response:
         "address": user.address,
         "userid": user.userid,
         "did_type": user.did_type,
+        "account_id": user.account_id,
         "auth_time": user.claims.get("auth_time"),
         "access_expired_at": user.claims.get("access_expired_at"),
     }
@@ -53,9 +57,18 @@ def create_service_app(auth: WalletAuth) -> Starlette:
     """A Starlette app serving ``auth``'s routes at ``/`` and ``GET /me`` behind the middleware."""
     from .middleware import WalletAuthMiddleware
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await auth.startup()  # a mounted app gets no lifespan of its own
+        try:
+            yield
+        finally:
+            await auth.aclose()
+
     return Starlette(
         routes=[Route("/me", me, methods=["GET"]), Mount("", app=auth)],
         middleware=[Middleware(WalletAuthMiddleware, auth=auth)],
+        lifespan=lifespan,
     )
 
 
@@ -64,6 +77,31 @@ URI_ENV = "WALLET_AUTH_URI"
 DB_ENV = "WALLET_AUTH_DB"
 REDIS_ENV = "WALLET_AUTH_REDIS_URL"
 DATABASE_URL_ENV = "WALLET_AUTH_DATABASE_URL"
+RPC_URLS_ENV = "WALLET_AUTH_RPC_URLS"
+DEFAULT_CHAIN_ENV = "WALLET_AUTH_DEFAULT_CHAIN_ID"
+SOLANA_CLUSTERS_ENV = "WALLET_AUTH_SOLANA_CLUSTERS"
+
+
+def chains_from_env(env: Mapping[str, str]) -> list[ChainVerifier]:
+    """The service's chains: Ethereum (contract wallets where RPC URLs are given) and Solana.
+
+    ``WALLET_AUTH_RPC_URLS``: ``CHAIN_ID=URL`` items separated by blanks;
+    ``WALLET_AUTH_DEFAULT_CHAIN_ID``: the chain of logins that name none;
+    ``WALLET_AUTH_SOLANA_CLUSTERS``: comma-separated clusters (default mainnet).
+    """
+    specs = env.get(RPC_URLS_ENV, "").split()
+    default_text = env.get(DEFAULT_CHAIN_ENV, "")
+    default_chain = int(default_text) if default_text.strip() else None
+    ethereum = EthereumVerifier()
+    if specs:
+        from .rpc import RpcClient, parse_rpc_urls
+
+        rpc = RpcClient(parse_rpc_urls(specs))
+        ethereum = EthereumVerifier(rpc=rpc, default_chain_id=default_chain)
+    elif default_chain is not None:
+        raise ValueError("--default-chain-id needs an --rpc-url for that chain")
+    clusters = [c for c in env.get(SOLANA_CLUSTERS_ENV, "").split(",") if c] or ["mainnet"]
+    return [ethereum, SolanaVerifier(chain_ids=clusters)]
 
 
 def sqlite_path(database_url: str) -> str | None:
@@ -100,6 +138,7 @@ def build_auth(
     db: str,
     redis_url: str | None,
     database_url: str | None = None,
+    chains: Mapping[str, str] | None = None,
 ) -> WalletAuth:
     """The service's ``WalletAuth``: users at ``database_url`` or in SQLite ``db``; revocation."""
     from .stores.sqlite import SQLiteUserStore
@@ -116,6 +155,7 @@ def build_auth(
         user_store=user_store_for(database_url) if database_url else SQLiteUserStore(db),
         nonce_store=nonce_store,
         tokens=TokenSettings(revocation=True),
+        chains=chains_from_env(os.environ if chains is None else chains),
     )
 
 

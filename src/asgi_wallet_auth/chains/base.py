@@ -78,6 +78,19 @@ class ChainVerifier(Protocol):
         ...
 
 
+@runtime_checkable
+class ServiceConnections(Protocol):
+    """A verifier that talks to services (RPC nodes): checked at startup, closed at shutdown."""
+
+    async def startup(self) -> None:
+        """Check the connections; ``ValueError`` for a misconfiguration that must stop startup."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        ...
+
+
 class ChainRegistry(Mapping[str, ChainVerifier]):
     """The chains a service accepts, by ``did_type``; the first one is the default.
 
@@ -128,4 +141,4 @@ class ChainRegistry(Mapping[str, ChainVerifier]):
         raise first
 
 
-__all__ = ["ChainId", "ChainRegistry", "ChainVerifier"]
+__all__ = ["ChainId", "ChainRegistry", "ChainVerifier", "ServiceConnections"]

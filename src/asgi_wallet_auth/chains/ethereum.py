@@ -116,6 +116,25 @@ class EthereumVerifier:
             )
         return default_chain_id
 
+    async def startup(self) -> None:
+        """Ask each RPC node its chain id: a node of another chain stops startup (``ValueError``);
+        one that does not answer is logged, since ordinary wallets sign in without it."""
+        if self.rpc is None:
+            return
+        from ..rpc import ChainUnavailable
+
+        try:
+            await self.rpc.check()
+        except ChainUnavailable as exc:
+            logging.getLogger("asgi_wallet_auth").warning(
+                "contract wallets unavailable until the RPC node answers: %s", exc.msg
+            )
+
+    async def aclose(self) -> None:
+        """Close the RPC connection pools."""
+        if self.rpc is not None:
+            await self.rpc.aclose()
+
     @property
     def max_signature_length(self) -> int:
         """The longest signature text (``0x`` + hex) a route reads for this verifier."""
