@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -98,3 +99,33 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture(scope="session")
+def contracts() -> dict[str, bytes]:
+    """The mock wallets of tests/contracts, compiled with solc from tests/js/chain."""
+    from tests.anvil_node import compile_contracts
+
+    return compile_contracts()
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[Any]:
+    """One real anvil node (Prague hardfork) for the session, on a free loopback port."""
+    from tests.anvil_node import AnvilNode
+
+    node = AnvilNode()
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def wallets(anvil: Any, contracts: dict[str, bytes]) -> Any:
+    """The mock wallets deployed on ``anvil`` (and the counterfactual one predicted)."""
+    from tests.anvil_node import CHAIN_ID
+    from tests.chain_kit import deploy
+
+    return deploy(anvil.url, CHAIN_ID, contracts)

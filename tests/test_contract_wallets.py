@@ -14,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 from asgi_wallet_auth.chains.ethereum import EthereumVerifier
 from asgi_wallet_auth.errors import SignatureMismatch
 from asgi_wallet_auth.rpc import ChainUnavailable, RpcClient
-from tests.anvil_node import CHAIN_ID, AnvilNode, compile_contracts
+from tests.anvil_node import CHAIN_ID, AnvilNode
 from tests.chain_kit import (
     COUNTERFACTUAL_SALT,
     DELEGATOR,
@@ -30,26 +30,6 @@ from tests.chain_kit import (
 from tests.rpc_server import FakeNode, Reply, chain, forward, result, running
 
 MESSAGE = b"example.com wants you to sign in with your Ethereum account:\nnonce 0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def contracts() -> dict[str, bytes]:
-    return compile_contracts()
-
-
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[AnvilNode]:
-    node = AnvilNode()
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
-
-
-@pytest.fixture(scope="module")
-def wallets(anvil: AnvilNode, contracts: dict[str, bytes]) -> Wallets:
-    return deploy(anvil.url, CHAIN_ID, contracts)
 
 
 @pytest.fixture
