@@ -154,15 +154,16 @@ def web3mq_body(address: str, sign_for: Callable[[bytes], bytes]) -> dict[str, A
     }
 
 
-async def test_a_contract_wallet_registers_through_web3mq_user_login(
-    auth: WalletAuth, wallets: Wallets
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_each_kind_registers_through_web3mq_user_login(
+    auth: WalletAuth, wallets: Wallets, kind: str
 ) -> None:
-    address = to_checksum_address(wallets.deployed[2:])
+    address = to_checksum_address(KINDS[kind](wallets, OWNER, b"")[0][2:])
     async with client_for(auth) as client:
-        stranger = web3mq_body(address, lambda m: sign(STRANGER, m))
+        stranger = web3mq_body(address, lambda m: KINDS[kind](wallets, STRANGER, m)[1])
         assert_refused(await client.post("/api/user_login/", json=stranger), 401, 40101)
         assert await auth.user_store.get("user:contract") is None
-        owner = web3mq_body(address, lambda m: sign(OWNER, m))
+        owner = web3mq_body(address, lambda m: KINDS[kind](wallets, OWNER, m)[1])
         data = assert_token(await client.post("/api/user_login/", json=owner))
     assert data["did_value"] == address
     record = await auth.user_store.get("user:contract")
