@@ -24,15 +24,14 @@ Error messages name the field or check that failed and never echo client input.
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from . import signin
 from .errors import (
     InvalidMessage,
     InvalidSignatureFormat,
-    MessageExpired,
     MessageRejected,
     SignatureMismatch,
     WalletAuthError,
@@ -395,39 +394,31 @@ class SiweMessage:
         ``TypeError`` or ``ValueError``. A login service should also call ``check_issuance``,
         which ``WalletAuth`` always does.
         """
-        for name, value in (
-            ("domain", domain),
-            ("uri", uri),
-            ("nonce", nonce),
-            ("address", address),
-        ):
-            if not isinstance(value, str):
-                raise TypeError(f"{name} must be a string")
+        signin.check_arguments(domain=domain, uri=uri, nonce=nonce, address=address)
         if chain_ids is not None and isinstance(chain_ids, (str, bytes)):
             raise TypeError("chain_ids must be None or a collection of integers")
         check_seconds("now", now, allow_negative=True)
         check_seconds("skew", skew, allow_negative=False)
 
-        if self.domain != domain:
-            raise MessageRejected("sign-in message domain does not match this service")
-        if self.scheme is not None and self.scheme != uri.partition(":")[0]:
-            raise MessageRejected("sign-in message scheme does not match this service")
-        if self.uri != uri:
-            raise MessageRejected("sign-in message URI does not match this service")
-        if not hmac.compare_digest(
-            self.nonce.encode("ascii"), nonce.encode("utf-8", "surrogatepass")
-        ):
-            raise MessageRejected("sign-in message nonce does not match")
-        if self.address != address:
-            raise MessageRejected("sign-in message address does not match the wallet")
+        signin.check_binding(
+            domain=self.domain,
+            uri=self.uri,
+            nonce=self.nonce,
+            address=self.address,
+            scheme=self.scheme,
+            expected_domain=domain,
+            expected_uri=uri,
+            expected_nonce=nonce,
+            expected_address=address,
+        )
         if chain_ids is not None and self.chain_id not in chain_ids:
             raise MessageRejected("sign-in message chain id is not allowed")
-
-        expires, not_before = self.expiration_time, self.not_before
-        if expires is not None and now - skew >= _message_epoch(expires, "Expiration Time"):
-            raise MessageExpired("sign-in message has expired (Expiration Time)")
-        if not_before is not None and now + skew < _message_epoch(not_before, "Not Before"):
-            raise MessageExpired("sign-in message is not yet valid (Not Before)")
+        signin.check_window(
+            expires=self._time("expiration_time"),
+            not_before=self._time("not_before"),
+            now=now,
+            skew=skew,
+        )
 
     def check_issuance(self, *, now: float, skew: float = 60.0) -> None:
         """Refuse a message issued more than ``skew`` in the future or with an empty window.
@@ -439,18 +430,19 @@ class SiweMessage:
         its ``Issued At`` (or whose ``Not Before`` is not before its ``Expiration Time``) was never
         valid, whatever the skew.
         """
-        check_seconds("now", now, allow_negative=True)
-        check_seconds("skew", skew, allow_negative=False)
-        issued_at = _message_epoch(self.issued_at, "Issued At")
-        if issued_at - now > skew:
-            raise MessageExpired("sign-in message Issued At is in the future")
-        if self.expiration_time is not None:
-            expires = _message_epoch(self.expiration_time, "Expiration Time")
-            if expires <= issued_at:
-                raise MessageExpired("sign-in message Expiration Time is not after its Issued At")
-            not_before = self.not_before
-            if not_before is not None and _message_epoch(not_before, "Not Before") >= expires:
-                raise MessageExpired("sign-in message Not Before is not before its Expiration Time")
+        signin.check_issuance(
+            issued_at=_message_epoch(self.issued_at, "Issued At"),
+            expires=self._time("expiration_time"),
+            not_before=self._time("not_before"),
+            now=now,
+            skew=skew,
+        )
+
+    def _time(self, name: str) -> float | None:
+        """Epoch seconds of an optional time field (``expiration_time``, ``not_before``)."""
+        text = getattr(self, name)
+        label = "Expiration Time" if name == "expiration_time" else "Not Before"
+        return None if text is None else _message_epoch(text, label)
 
     def verify(
         self,

@@ -15,12 +15,12 @@ statement that cannot be mistaken for a field, at most ``MAX_MESSAGE_LENGTH`` ch
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from . import signin
 from .base58 import decode_fixed
-from .errors import InvalidMessage, MessageExpired, MessageRejected
+from .errors import InvalidMessage, MessageRejected
 from .grammar import (
     BAD_PERCENT_RE,
     FORBIDDEN_CHAR_RE,
@@ -330,14 +330,7 @@ class SiwsMessage:
         addition a field a login needs (``REQUIRED_FOR_LOGIN``) that the message leaves out is a
         ``MessageRejected``. ``chain_ids`` are cluster names (``mainnet``, ...); None allows any.
         """
-        for name, value in (
-            ("domain", domain),
-            ("uri", uri),
-            ("nonce", nonce),
-            ("address", address),
-        ):
-            if not isinstance(value, str):
-                raise TypeError(f"{name} must be a string")
+        signin.check_arguments(domain=domain, uri=uri, nonce=nonce, address=address)
         if chain_ids is not None and isinstance(chain_ids, (str, bytes)):
             raise TypeError("chain_ids must be None or a collection of cluster names")
         check_seconds("now", now, allow_negative=True)
@@ -346,25 +339,25 @@ class SiwsMessage:
         for name in REQUIRED_FOR_LOGIN:
             if getattr(self, name) is None:
                 raise MessageRejected(f"sign-in message has no {_LABELS[name]} field")
-        if self.domain != domain:
-            raise MessageRejected("sign-in message domain does not match this service")
-        if self.uri != uri:
-            raise MessageRejected("sign-in message URI does not match this service")
         assert self.nonce is not None
-        if not hmac.compare_digest(
-            self.nonce.encode("ascii"), nonce.encode("utf-8", "surrogatepass")
-        ):
-            raise MessageRejected("sign-in message nonce does not match")
-        if self.address != address:
-            raise MessageRejected("sign-in message address does not match the wallet")
+        signin.check_binding(
+            domain=self.domain,
+            uri=self.uri,
+            nonce=self.nonce,
+            address=self.address,
+            expected_domain=domain,
+            expected_uri=uri,
+            expected_nonce=nonce,
+            expected_address=address,
+        )
         if chain_ids is not None and self.cluster not in chain_ids:
             raise MessageRejected("sign-in message chain id is not allowed")
-
-        expires, not_before = self.expiration_time, self.not_before
-        if expires is not None and now - skew >= _time(expires, "Expiration Time"):
-            raise MessageExpired("sign-in message has expired (Expiration Time)")
-        if not_before is not None and now + skew < _time(not_before, "Not Before"):
-            raise MessageExpired("sign-in message is not yet valid (Not Before)")
+        signin.check_window(
+            expires=self._time("expiration_time"),
+            not_before=self._time("not_before"),
+            now=now,
+            skew=skew,
+        )
 
     def check_issuance(self, *, now: float, skew: float = 60.0) -> None:
         """Refuse a message issued more than ``skew`` in the future or with an empty window.
@@ -372,17 +365,18 @@ class SiwsMessage:
         The same rule as ``SiweMessage.check_issuance``; a message without ``Issued At`` is
         refused by ``validate`` already, so here it only has its window checked.
         """
-        check_seconds("now", now, allow_negative=True)
-        check_seconds("skew", skew, allow_negative=False)
-        issued_at = None if self.issued_at is None else _time(self.issued_at, "Issued At")
-        if issued_at is not None and issued_at - now > skew:
-            raise MessageExpired("sign-in message Issued At is in the future")
-        if self.expiration_time is not None:
-            expires = _time(self.expiration_time, "Expiration Time")
-            if issued_at is not None and expires <= issued_at:
-                raise MessageExpired("sign-in message Expiration Time is not after its Issued At")
-            if self.not_before is not None and _time(self.not_before, "Not Before") >= expires:
-                raise MessageExpired("sign-in message Not Before is not before its Expiration Time")
+        signin.check_issuance(
+            issued_at=self._time("issued_at"),
+            expires=self._time("expiration_time"),
+            not_before=self._time("not_before"),
+            now=now,
+            skew=skew,
+        )
+
+    def _time(self, name: str) -> float | None:
+        """Epoch seconds of an optional time field, by its attribute name."""
+        text = getattr(self, name)
+        return None if text is None else _time(text, _LABELS[name])
 
 
 def _blank_then_line(lines: list[str], index: int) -> int | None:
