@@ -26,7 +26,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from run import LOOP, AsgiDriver, Row, compare, http_scope
 
-from asgi_wallet_auth import WalletAuth
+from asgi_wallet_auth import LoginSettings, WalletAuth
 from asgi_wallet_auth.stores.sqlite import SQLiteUserStore
 from asgi_wallet_auth.users import MemoryUserStore, UserRecord, UserStore
 
@@ -47,7 +47,11 @@ class Logins:
         self.driver = driver
         self.account = Account.from_key(KEY)
         self.auth = WalletAuth(
-            secret_key=SECRET, domain="example.com", uri="https://example.com", user_store=store
+            secret_key=SECRET,
+            domain="example.com",
+            uri="https://example.com",
+            user_store=store,
+            login=LoginSettings(max_outstanding_secrets=10**9),  # one requester, a whole pool
         )
         self.secret_body = json.dumps({"wallet_address": self.account.address}).encode()
         self.bodies: list[bytes] = []
