@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from cachetools import TLRUCache
 from starlette.types import Scope
 
 from .core import LimitKind, guarded, logger
@@ -40,47 +39,64 @@ class RateLimiter(Protocol):
         ...
 
 
-def _window_end(_key: str, value: tuple[int, float], _now: float) -> float:
-    return value[1]
-
-
 class MemoryRateLimiter:
-    """Fixed-window counters in a bounded cache (one process).
+    """Fixed-window counters in one dict (one process).
 
-    At ``maxsize`` live counters the least recently used are dropped, which can only let a client
-    through early, never lock one out; with many processes use ``RedisRateLimiter``.
+    At ``maxsize`` live counters the expired ones are dropped, then the oldest, which can only
+    let a client through early, never lock one out; with many processes use ``RedisRateLimiter``.
     """
 
     def __init__(self, *, maxsize: int = 100_000, clock: Callable[[], float] = time.time) -> None:
-        if maxsize < 1:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ValueError("maxsize must be at least 1")
+        self._maxsize = maxsize
         self._clock = clock
-        self._cache: TLRUCache[str, tuple[int, float]] = TLRUCache(
-            maxsize=maxsize, ttu=_window_end, timer=clock
-        )
+        # slot -> (count, end of its window); insertion-ordered, so the first is the oldest.
+        self._counts: dict[str, tuple[int, float]] = {}
 
-    def _slot(self, key: str, window: float) -> tuple[str, float]:
-        index = int(self._clock() // window)
-        return f"{key}:{index}", (index + 1) * window
+    def _slot(self, key: str, window: float) -> tuple[str, float, float]:
+        now = self._clock()
+        index = int(now // window)
+        return f"{key}:{index}", (index + 1) * window, now
+
+    def _make_room(self, now: float) -> None:
+        counts = {k: v for k, v in self._counts.items() if v[1] > now}
+        if len(counts) >= self._maxsize:  # all live: the oldest tenth goes
+            drop = max(1, self._maxsize // 10)
+            counts = dict(list(counts.items())[drop:])
+        self._counts = counts
 
     async def hit(self, key: str, window: float) -> int:
         """Add one to ``key``'s counter in the current window; return the new count."""
-        slot, end = self._slot(key, window)
-        count = self._cache.get(slot, (0, end))[0] + 1
-        self._cache[slot] = (count, end)
+        slot, end, now = self._slot(key, window)
+        counts = self._counts
+        entry = counts.get(slot)
+        if entry is None:
+            if len(counts) >= self._maxsize:
+                self._make_room(now)
+                counts = self._counts
+            count = 1
+        else:
+            count = entry[0] + 1
+        counts[slot] = (count, end)
         return count
 
     async def count(self, key: str, window: float) -> int:
         """``key``'s count in the current window, without adding to it."""
-        slot, _ = self._slot(key, window)
-        return self._cache.get(slot, (0, 0.0))[0]
+        slot, _, _ = self._slot(key, window)
+        entry = self._counts.get(slot)
+        return 0 if entry is None else entry[0]
 
     async def undo(self, key: str, window: float) -> None:
         """Take back one ``hit`` of the current window (a counted attempt that succeeded)."""
-        slot, end = self._slot(key, window)
-        count = self._cache.get(slot, (0, end))[0]
-        if count > 0:
-            self._cache[slot] = (count - 1, end)
+        slot, end, _ = self._slot(key, window)
+        entry = self._counts.get(slot)
+        if entry is not None and entry[0] > 0:
+            self._counts[slot] = (entry[0] - 1, end)
+
+    def __len__(self) -> int:
+        now = self._clock()
+        return sum(1 for _, end in self._counts.values() if end > now)
 
 
 class RedisRateLimiter:
@@ -129,6 +145,8 @@ def requester_key(host: str) -> str:
     One IPv6 subscriber holds a whole /64 (often far more): keying by the full address would let
     one client count as 2**64 clients. An IPv4-mapped IPv6 address counts as its IPv4 address.
     """
+    if ":" not in host:
+        return host  # IPv4 (or a name): the address is the bucket, no parsing needed
     try:
         address = ipaddress.ip_address(host.strip())
     except ValueError:

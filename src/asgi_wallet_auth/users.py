@@ -89,23 +89,42 @@ def merge_login(current: UserRecord | None, login: UserRecord, max_devices: int)
     covered by the wallet signature, so the login's values fill empty fields and never overwrite
     existing ones.
     """
+    # Built positionally: dataclasses.replace costs several times a plain constructor call,
+    # and every login (the secret flow too) folds through here.
     if current is None:
-        return replace(login, device_keys=login.device_keys[-max_devices:])
-    keys = [k for k in current.device_keys if k not in login.device_keys]
-    keys += login.device_keys
+        keys = login.device_keys[-max_devices:]
+        if keys == login.device_keys:
+            return login
+        return UserRecord(
+            login.userid,
+            login.address,
+            login.did_type,
+            login.first_login,
+            login.last_login,
+            keys,
+            login.nickname,
+            login.avatar_url,
+            login.avatar,
+            login.avatar_type,
+        )
+    if login.device_keys:
+        fresh = [k for k in current.device_keys if k not in login.device_keys]
+        fresh += login.device_keys
+        device_keys = tuple(fresh[-max_devices:])
+    else:
+        device_keys = current.device_keys[-max_devices:]
     has_avatar = current.avatar is not None
-    return replace(
-        current,
-        userid=login.userid,
-        address=login.address,
-        did_type=login.did_type,
-        first_login=min(current.first_login, login.first_login),
-        last_login=max(current.last_login, login.last_login),
-        device_keys=tuple(keys[-max_devices:]),
-        nickname=current.nickname if current.nickname is not None else login.nickname,
-        avatar_url=current.avatar_url if current.avatar_url is not None else login.avatar_url,
-        avatar=current.avatar if has_avatar else login.avatar,
-        avatar_type=current.avatar_type if has_avatar else login.avatar_type,
+    return UserRecord(
+        login.userid,
+        login.address,
+        login.did_type,
+        min(current.first_login, login.first_login),
+        max(current.last_login, login.last_login),
+        device_keys,
+        current.nickname if current.nickname is not None else login.nickname,
+        current.avatar_url if current.avatar_url is not None else login.avatar_url,
+        current.avatar if has_avatar else login.avatar,
+        current.avatar_type if has_avatar else login.avatar_type,
     )
 
 

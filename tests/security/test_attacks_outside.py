@@ -479,6 +479,25 @@ async def test_another_wallets_address_cannot_be_taken_as_a_userid_in_any_spelli
 # -- 13. a secret-flow login folds into the user atomically ------------------------------------
 
 
+async def test_without_a_hook_a_login_is_one_atomic_merge_that_keeps_the_wallets_userid(
+    clock: FakeClock, wallet: LocalAccount, tmp_path: Any
+) -> None:
+    store = _InterleavingStore(tmp_path / "users.db")
+    auth = make_auth(clock, user_store=store)
+    async with client_for(auth) as client:
+        body = web3mq_login_body(wallet, device=DEVICE, userid="user:alice")
+        assert_token(await client.post("/api/user_login/", json=body))
+        data = await login(client, wallet)  # reads nothing first: merge alone
+    assert data["userid"] == "user:alice"
+    record = await store.get("user:alice")
+    assert record is not None and record.device_keys == (DEVICE.verify_key.encode().hex(),)
+    store.close()
+
+
+async def _allow(request: Request, user: WalletUser) -> None:
+    """An ``on_login`` hook that allows everyone: the login reads the user before it writes."""
+
+
 class _InterleavingStore(SQLiteUserStore):
     """Runs ``between`` once, after a read and before the caller writes: a forced interleaving."""
 
@@ -496,7 +515,7 @@ async def test_a_login_racing_a_web3mq_login_loses_no_device_key(
     clock: FakeClock, wallet: LocalAccount, tmp_path: Any
 ) -> None:
     store = _InterleavingStore(tmp_path / "users.db")
-    auth = make_auth(clock, user_store=store)
+    auth = make_auth(clock, user_store=store, on_login=_allow)
     async with client_for(auth) as client:
         await login(client, wallet)  # the wallet exists under its address
         secret = await get_secret(client, wallet.address)
@@ -516,7 +535,7 @@ async def test_a_login_racing_a_rename_is_refused_and_loses_nothing(
     clock: FakeClock, wallet: LocalAccount, tmp_path: Any
 ) -> None:
     store = _InterleavingStore(tmp_path / "users.db")
-    auth = make_auth(clock, user_store=store)
+    auth = make_auth(clock, user_store=store, on_login=_allow)
     async with client_for(auth) as client:
         secret = await get_secret(client, wallet.address)
 

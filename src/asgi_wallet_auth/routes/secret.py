@@ -156,18 +156,25 @@ class SecretLogin:
         if await guarded(self.nonce_store.take(login_key(address, secret))) is None:
             raise SecretRejected()
 
-        record = await guarded(self.user_store.get_by_address(address))
         stamp = float(now)
-        if record is None:
-            record = UserRecord(address, address, verifier.did_type, stamp, stamp)
         account_id = verifier.account_id(address, chain_id)
-        issued = await self.sessions.start(scope, record, now, account_id=account_id)
-        # One atomic fold into the stored user (only the login times change): a device key or
-        # profile a concurrent Web3MQ login of this wallet adds is kept, never overwritten.
-        login = UserRecord(record.userid, address, record.did_type, stamp, stamp)
-        merged = await guarded(self.user_store.merge(login, max_devices=KEEP_ALL_DEVICES))
-        if merged is None or merged.userid != record.userid:
-            raise IdentityConflict()  # renamed by a concurrent login: the token would be stale
+        # One atomic fold into the stored user (a login without a userid of its own joins the
+        # wallet's record, whatever userid it has, and only the login times change): a device
+        # key or profile that a concurrent Web3MQ login of this wallet adds is never lost.
+        login = UserRecord(address, address, verifier.did_type, stamp, stamp)
+        if self.sessions.on_login is None:
+            record = await guarded(self.user_store.merge(login, max_devices=KEEP_ALL_DEVICES))
+            if record is None:
+                raise IdentityConflict()
+            issued = await self.sessions.start(scope, record, now, account_id=account_id)
+        else:
+            # The hook sees the user before anything is stored: a refused login leaves nothing.
+            current = await guarded(self.user_store.get_by_address(address))
+            record = login if current is None else current.with_logins(current.first_login, stamp)
+            issued = await self.sessions.start(scope, record, now, account_id=account_id)
+            merged = await guarded(self.user_store.merge(login, max_devices=KEEP_ALL_DEVICES))
+            if merged is None or merged.userid != record.userid:
+                raise IdentityConflict()  # renamed by a concurrent login: the token is stale
         logger.info("login ok: %s", address)
         await self.sessions.send_token(send, issued)
 
