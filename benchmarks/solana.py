@@ -6,21 +6,26 @@ Each candidate runs ``number`` times per round; rounds interleave the candidates
 C, ...) so drift on a shared machine hits all of them alike, and each ratio is the median of the
 per-round ratios to the floor. The sign-in candidates make the calls the login route makes:
 ``normalize`` the address, ``parse_signature``, ``check_sign_in`` (parse and validate the SIWS
-message) and ``verify``. The target is at most 2.5x the floor for a wallet's sign-in.
+message) and ``verify``. The target is at most 2.5x the floor for a wallet's sign-in. The
+"whole login" row is the same shape as the Ethereum login target of benchmarks/run.py: a secret
+request and a raw-secret login through the mounted app (ASGI, in process), the wallet's
+signatures made before timing starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import nacl.signing
+from run import AsgiDriver, http_scope, time_per_call
 
+from asgi_wallet_auth import EthereumVerifier, LoginSettings, SolanaVerifier, WalletAuth
 from asgi_wallet_auth.base58 import b58encode
-from asgi_wallet_auth.chains.solana import SIGNING_DOMAIN, SolanaVerifier
+from asgi_wallet_auth.chains.solana import SIGNING_DOMAIN
 from asgi_wallet_auth.siws import SiwsMessage
 
 SEED = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
@@ -100,12 +105,46 @@ def candidates() -> dict[str, Callable[[], object]]:
     }
 
 
+def whole_login(logins: int) -> Callable[[], Any]:
+    """A secret request and a raw-secret login of the Solana wallet through the app."""
+    driver = AsgiDriver()
+    auth = WalletAuth(
+        secret_key="benchmark-secret-key-that-is-long-enough-0123456789",  # noqa: S106
+        domain="example.com",
+        uri="https://example.com",
+        chains=[EthereumVerifier(), SolanaVerifier()],
+        login=LoginSettings(max_outstanding_secrets=10**9),  # one requester, a whole pool
+    )
+    headers = [(b"content-type", b"application/json")]
+    secret_body = json.dumps({"wallet_address": ADDRESS}).encode()
+    pool: list[bytes] = []
+    for _ in range(logins):
+        scope = http_scope("POST", "/login_random_secret", headers)
+        _, body = driver.call(auth, scope, secret_body)
+        secret = json.loads(body)["data"]
+        signature = b58encode(bytes(KEY.sign(secret.encode()).signature))
+        login = {"login_random_secret": secret, "signature": signature, "wallet_address": ADDRESS}
+        pool.append(json.dumps(login).encode())
+
+    async def call() -> None:
+        status, _ = await driver._call(
+            auth, http_scope("POST", "/login_random_secret", headers), secret_body
+        )
+        status2, _ = await driver._call(auth, http_scope("POST", "/login", headers), pool.pop())
+        assert status == 200 and status2 == 200
+
+    return call
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--number", type=int, default=2000)
     args = parser.parse_args()
-    calls = candidates()
+    calls: dict[str, Callable[[], Any]] = dict(candidates())
+    calls["whole login (secret + raw-secret login, ASGI)"] = whole_login(
+        args.rounds * args.number + 2
+    )
     assert isinstance(SiwsMessage.parse(SIWS), SiwsMessage)
     assert calls["SIWS sign-in, wallet signature"]() == "mainnet"
     assert calls["SIWS sign-in, Ledger v1 envelope (tried last)"]() == "mainnet"
@@ -113,10 +152,7 @@ def main() -> None:
     samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(args.rounds):
         for name, call in calls.items():
-            start = time.perf_counter()
-            for _ in range(args.number):
-                call()
-            samples[name].append((time.perf_counter() - start) / args.number * 1e6)
+            samples[name].append(time_per_call(call, args.number))
     floor = samples["bare PyNaCl verify (floor)"]
     width = max(map(len, calls))
     print(f"{'candidate':<{width}}  {'median us':>9}  {'x floor':>7}")

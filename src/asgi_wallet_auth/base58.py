@@ -14,6 +14,7 @@ import re
 ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {char: value for value, char in enumerate(ALPHABET)}
 _TEXT_RE = re.compile(r"[1-9A-HJ-NP-Za-km-z]*")
+_POWERS = [58**n for n in range(11)]
 
 
 def b58encode(data: bytes) -> str:
@@ -33,8 +34,14 @@ def b58decode(text: str) -> bytes:
         raise ValueError("not base58 text")
     body = text.lstrip("1")
     number = 0
-    for char in body:
-        number = number * 58 + _INDEX[char]
+    # Ten digits at a time in machine-sized integers, then one big multiply per group: the
+    # per-digit work stays small-int arithmetic, about 5x fewer big-number steps.
+    for start in range(0, len(body), 10):
+        group = body[start : start + 10]
+        value = 0
+        for char in group:
+            value = value * 58 + _INDEX[char]
+        number = number * _POWERS[len(group)] + value
     return b"\0" * (len(text) - len(body)) + number.to_bytes((number.bit_length() + 7) // 8, "big")
 
 

@@ -11,6 +11,7 @@ this signer, is accepted too; the envelope layouts are listed in ``ENVELOPES``.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Collection
 
@@ -47,6 +48,12 @@ _BASE64_SIGNATURE_RE = re.compile(r"[A-Za-z0-9+/]{85}[AQgw]==")
 _RESTRICTED_ASCII_RE = re.compile(rb"[\x20-\x7e\n]*")
 
 
+@functools.lru_cache(maxsize=4096)
+def _public_key(address: str) -> bytes | None:
+    # Cached: a login decodes its address for the secret, for the login and for the proof.
+    return decode_fixed(address, 32)
+
+
 def parse_solana_address(value: object) -> str:
     """The address itself if it is the base58 text of a 32-byte key (``InvalidAddress`` if not).
 
@@ -54,7 +61,7 @@ def parse_solana_address(value: object) -> str:
     refuses the spellings with a leading ``1`` too many or too few. The all-zero key (the System
     Program's address) is refused like Ethereum's zero address: no key signs for it.
     """
-    key = decode_fixed(value, 32)
+    key = _public_key(value) if isinstance(value, str) else None
     if key is None:
         raise InvalidAddress("wallet address is not the base58 text of a 32-byte public key")
     if key == _ZERO_KEY:
@@ -220,7 +227,7 @@ class SolanaVerifier:
 
         The chain does not enter the signature: one key is one address on every cluster.
         """
-        public_key = decode_fixed(address, 32)
+        public_key = _public_key(address) if isinstance(address, str) else None
         if public_key is None:
             raise InvalidAddress("wallet address is not the base58 text of a 32-byte public key")
         if not isinstance(signature, bytes) or len(signature) != 64:
