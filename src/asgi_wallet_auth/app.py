@@ -25,6 +25,8 @@ from .ratelimit import RateLimit
 from .routes.secret import SecretLogin
 from .routes.session import SessionRoutes
 from .routes.web3mq import Web3MQLogin
+from .routes.web3mq_profile import Web3MQProfileRoutes
+from .routes.web3mq_v2 import Web3MQV2Routes
 from .sessions import SessionLayer
 from .settings import (
     LoginHook,
@@ -38,7 +40,8 @@ from .signed_requests import SignedRequests
 from .stores.base import NonceStore, SessionStore
 from .stores.memory import MemoryNonceStore, MemorySessionStore
 from .tokens import TokenService
-from .users import MemoryUserStore, UserStore, WalletUser
+from .users import KeyedUserStore, MemoryUserStore, UserStore, WalletUser
+from .web3mq_v2 import Web3MQV2Settings
 
 
 def _secret_bytes(secret_key: object) -> bytes:
@@ -71,7 +74,8 @@ class WalletAuth:
     mounted). Every setting is checked here, so a misconfiguration fails at start-up with the
     fix in the message. Settings come in groups: ``tokens=TokenSettings(...)``,
     ``login=LoginSettings(...)``, ``web3mq=Web3MQSettings(...)``, ``cookie=CookieSettings(...)``,
-    ``rate_limit=RateLimit(...)``; ``chains`` lists the chains whose wallets may log in
+    ``rate_limit=RateLimit(...)``, ``web3mq_v2=Web3MQV2Settings(...)`` (the routes Web3MQ's
+    JavaScript SDK calls, docs/web3mq.md); ``chains`` lists the chains whose wallets may log in
     (default: Ethereum, any chain id).
     """
 
@@ -93,6 +97,7 @@ class WalletAuth:
         on_login: LoginHook | None = None,
         on_refresh: LoginHook | None = None,
         clock: Callable[[], float] = time.time,
+        web3mq_v2: Web3MQV2Settings | None = None,
         **legacy: Any,
     ) -> None:
         if legacy:
@@ -115,6 +120,7 @@ class WalletAuth:
             ("web3mq", self.web3mq_settings, Web3MQSettings),
             ("cookie", cookie, CookieSettings),
             ("rate_limit", rate_limit, RateLimit),
+            ("web3mq_v2", web3mq_v2, Web3MQV2Settings),
         ):
             if value is not None and not isinstance(value, kind):
                 raise ValueError(f"{name} must be None or a {kind.__name__}(...)")
@@ -189,6 +195,7 @@ class WalletAuth:
                 clock=clock,
             ),
             SessionRoutes(self.sessions),
+            *self._web3mq_v2_families(web3mq_v2),
         )
         self.routes: Mapping[str, Route] = {
             route.path: route for family in families for route in family.routes()
@@ -197,6 +204,32 @@ class WalletAuth:
         self.authenticate_token = self.sessions.authenticate_token
         self.authenticate_bearer = self.sessions.authenticate_bearer
         self.authenticate_cookie = self.sessions.authenticate_cookie
+
+    def _web3mq_v2_families(
+        self, settings: Web3MQV2Settings | None
+    ) -> tuple[Web3MQV2Routes, Web3MQProfileRoutes] | tuple[()]:
+        """Web3MQ's SDK routes (``web3mq_v2=Web3MQV2Settings()``), on a store that keeps keys."""
+        if settings is None:
+            return ()
+        store = self.user_store
+        if not isinstance(store, KeyedUserStore):
+            raise ValueError(
+                "web3mq_v2 needs a user store that keeps main keys, session keys and bound "
+                "wallets (KeyedUserStore): use MemoryUserStore, SQLiteUserStore or "
+                "PostgresUserStore, or add get_by_wallet and update to yours"
+            )
+        common: dict[str, Any] = {
+            "uri": self.uri,
+            "max_body_size": self.login_settings.max_body_size,
+            "chains": self.chains,
+            "replay_store": self.replay_store,
+            "user_store": store,
+            "clock": self.clock,
+        }
+        return (
+            Web3MQV2Routes(settings, self.web3mq_settings, sessions=self.sessions, **common),
+            Web3MQProfileRoutes(settings, self.web3mq_settings, signed=self.signed, **common),
+        )
 
     def _session_store(self) -> SessionStore:
         # Revocations live apart from Web3MQ replay markers: filling one never blocks the other.

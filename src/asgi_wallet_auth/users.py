@@ -368,11 +368,11 @@ __all__ = [
     "MemoryUserStore",
     "SessionKey",
     "UserChange",
-    "WalletBound",
-    "check_change",
     "UserRecord",
     "UserStore",
+    "WalletBound",
     "WalletUser",
+    "check_change",
     "merge_login",
     "merge_target",
 ]

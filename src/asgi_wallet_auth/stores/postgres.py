@@ -38,7 +38,9 @@ def _wallet_taken(exc: BaseException) -> bool:
 
 
 def _record(row: Sequence[Any]) -> UserRecord:
-    userid, address, did_type, first, last, keys, nickname, avatar_url, avatar, avatar_type = row[:10]
+    userid, address, did_type, first, last, keys, nickname, avatar_url, avatar, avatar_type = (
+        row[:10]
+    )
     return UserRecord(
         userid,
         address,

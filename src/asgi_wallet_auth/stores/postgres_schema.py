@@ -2,9 +2,10 @@
 
 Every name is ``prefix + name``: ``<prefix>users``, ``<prefix>schema_version``, ``<prefix>merge``,
 ``<prefix>save`` and ``<prefix>fold_keys``; since version 3 also ``<prefix>bindings``,
-``<prefix>guard_wallet``, ``<prefix>save_all`` and two triggers. A migration is applied once, in order, and recorded in
-``<prefix>schema_version``; all pending ones run in one transaction under an advisory lock, so
-hosts starting together migrate once and a failed migration leaves the old schema intact.
+``<prefix>guard_wallet``, ``<prefix>save_all`` and two triggers. A migration is applied once,
+in order, and recorded in ``<prefix>schema_version``; all pending ones run in one transaction
+under an advisory lock, so hosts starting together migrate once and a failed migration leaves
+the old schema intact.
 """
 
 from __future__ import annotations

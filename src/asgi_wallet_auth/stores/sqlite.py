@@ -93,7 +93,9 @@ def _row(record: UserRecord) -> tuple[Any, ...]:
 
 
 def _record(row: tuple[Any, ...]) -> UserRecord:
-    userid, address, did_type, first, last, keys, nickname, avatar_url, avatar, avatar_type = row[:10]
+    userid, address, did_type, first, last, keys, nickname, avatar_url, avatar, avatar_type = (
+        row[:10]
+    )
     return UserRecord(
         userid,
         address,
