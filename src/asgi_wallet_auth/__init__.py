@@ -18,6 +18,7 @@ from .stores.base import NonceStore
 from .stores.memory import MemoryNonceStore
 from .stores.sqlite import SQLiteUserStore
 from .users import MemoryUserStore, UserRecord, UserStore, WalletUser
+from .web3mq_v2 import Web3MQV2Settings
 
 __version__ = "0.1.0"
 
@@ -46,5 +47,6 @@ __all__ = [
     "WalletAuthMiddleware",
     "WalletUser",
     "Web3MQSettings",
+    "Web3MQV2Settings",
     "__version__",
 ]
