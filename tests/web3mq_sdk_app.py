@@ -33,8 +33,11 @@ def create_app() -> Starlette:
         secret_key="sdk-test-secret-key-that-is-long-enough-0123",
         domain=uri.split("://", 1)[1],
         uri=uri,
-        web3mq=Web3MQSettings(uris=[uri, os.environ["WEB3MQ_TEST_ORIGIN"]], signed_requests=True),
-        web3mq_v2=Web3MQV2Settings(),
+        web3mq=Web3MQSettings(
+            uris=[uri, os.environ["WEB3MQ_TEST_ORIGIN"]],
+            signed_requests=True,
+            v2=Web3MQV2Settings(),
+        ),
     )
     seen: list[dict[str, Any]] = []
 

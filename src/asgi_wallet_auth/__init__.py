@@ -12,13 +12,19 @@ from .credentials import Authenticator
 from .errors import WalletAuthError
 from .middleware import WalletAuthMiddleware
 from .ratelimit import RateLimit
-from .settings import LoginHook, LoginSettings, SignedContentHook, TokenSettings, Web3MQSettings
+from .settings import (
+    LoginHook,
+    LoginSettings,
+    SignedContentHook,
+    TokenSettings,
+    Web3MQSettings,
+    Web3MQV2Settings,
+)
 from .siwe import SiweError, SiweMessage
 from .stores.base import NonceStore
 from .stores.memory import MemoryNonceStore
 from .stores.sqlite import SQLiteUserStore
 from .users import MemoryUserStore, UserRecord, UserStore, WalletUser
-from .web3mq_v2 import Web3MQV2Settings
 
 __version__ = "0.1.0"
 

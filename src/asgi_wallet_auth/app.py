@@ -34,6 +34,7 @@ from .settings import (
     SignedContentHook,
     TokenSettings,
     Web3MQSettings,
+    Web3MQV2Settings,
     check_domain_and_uri,
 )
 from .signed_requests import SignedRequests
@@ -41,7 +42,6 @@ from .stores.base import NonceStore, SessionStore
 from .stores.memory import MemoryNonceStore, MemorySessionStore
 from .tokens import TokenService
 from .users import KeyedUserStore, MemoryUserStore, UserStore, WalletUser
-from .web3mq_v2 import Web3MQV2Settings
 
 
 def _secret_bytes(secret_key: object) -> bytes:
@@ -74,9 +74,9 @@ class WalletAuth:
     mounted). Every setting is checked here, so a misconfiguration fails at start-up with the
     fix in the message. Settings come in groups: ``tokens=TokenSettings(...)``,
     ``login=LoginSettings(...)``, ``web3mq=Web3MQSettings(...)``, ``cookie=CookieSettings(...)``,
-    ``rate_limit=RateLimit(...)``, ``web3mq_v2=Web3MQV2Settings(...)`` (the routes Web3MQ's
-    JavaScript SDK calls, docs/web3mq.md); ``chains`` lists the chains whose wallets may log in
-    (default: Ethereum, any chain id).
+    ``rate_limit=RateLimit(...)``; ``Web3MQSettings(v2=Web3MQV2Settings())`` adds the routes
+    Web3MQ's JavaScript SDK calls (docs/web3mq.md); ``chains`` lists the chains whose wallets
+    may log in (default: Ethereum, any chain id).
     """
 
     def __init__(
@@ -97,7 +97,6 @@ class WalletAuth:
         on_login: LoginHook | None = None,
         on_refresh: LoginHook | None = None,
         clock: Callable[[], float] = time.time,
-        web3mq_v2: Web3MQV2Settings | None = None,
         **legacy: Any,
     ) -> None:
         if legacy:
@@ -120,7 +119,6 @@ class WalletAuth:
             ("web3mq", self.web3mq_settings, Web3MQSettings),
             ("cookie", cookie, CookieSettings),
             ("rate_limit", rate_limit, RateLimit),
-            ("web3mq_v2", web3mq_v2, Web3MQV2Settings),
         ):
             if value is not None and not isinstance(value, kind):
                 raise ValueError(f"{name} must be None or a {kind.__name__}(...)")
@@ -195,7 +193,7 @@ class WalletAuth:
                 clock=clock,
             ),
             SessionRoutes(self.sessions),
-            *self._web3mq_v2_families(web3mq_v2),
+            *self._web3mq_v2_families(self.web3mq_settings.v2),
         )
         self.routes: Mapping[str, Route] = {
             route.path: route for family in families for route in family.routes()
@@ -208,14 +206,14 @@ class WalletAuth:
     def _web3mq_v2_families(
         self, settings: Web3MQV2Settings | None
     ) -> tuple[Web3MQV2Routes, Web3MQProfileRoutes] | tuple[()]:
-        """Web3MQ's SDK routes (``web3mq_v2=Web3MQV2Settings()``), on a store that keeps keys."""
+        """Web3MQ's SDK routes (``Web3MQSettings(v2=...)``), on a store that keeps keys."""
         if settings is None:
             return ()
         store = self.user_store
         if not isinstance(store, KeyedUserStore):
             raise ValueError(
-                "web3mq_v2 needs a user store that keeps main keys, session keys and bound "
-                "wallets (KeyedUserStore): use MemoryUserStore, SQLiteUserStore or "
+                "Web3MQSettings(v2=...) needs a user store that keeps main keys, session keys "
+                "and bound wallets (KeyedUserStore): use MemoryUserStore, SQLiteUserStore or "
                 "PostgresUserStore, or add get_by_wallet and update to yours"
             )
         common: dict[str, Any] = {

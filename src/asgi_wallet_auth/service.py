@@ -22,9 +22,8 @@ from .app import WalletAuth
 from .chains import ChainVerifier, EthereumVerifier, SolanaVerifier
 from .envelope import render
 from .errors import TokenMissing
-from .settings import TokenSettings, Web3MQSettings
+from .settings import TokenSettings, Web3MQSettings, Web3MQV2Settings
 from .users import UserStore, WalletUser
-from .web3mq_v2 import Web3MQV2Settings
 
 SECRET_ENV = "WALLET_AUTH_SECRET"  # noqa: S105 - the variable's name, not a secret
 SECRET_FILE_NAME = ".asgi-wallet-auth.secret"  # noqa: S105 - a file name
@@ -95,7 +94,9 @@ def web3mq_from_env(env: Mapping[str, str], uri: str) -> Web3MQSettings:
                 f"--web3mq-uri must be an origin such as https://app.example; got {origin!r}"
             )
     return Web3MQSettings(
-        uris=[uri, *extra], signed_requests=env.get(SIGNED_REQUESTS_ENV, "") == "1"
+        uris=[uri, *extra],
+        signed_requests=env.get(SIGNED_REQUESTS_ENV, "") == "1",
+        v2=Web3MQV2Settings(),
     )
 
 
@@ -174,7 +175,6 @@ def build_auth(
         tokens=TokenSettings(revocation=True),
         chains=chains_from_env(os.environ if chains is None else chains),
         web3mq=web3mq_from_env(os.environ if chains is None else chains, uri),
-        web3mq_v2=Web3MQV2Settings(),
     )
 
 

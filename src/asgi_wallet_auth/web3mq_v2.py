@@ -10,34 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from .errors import InvalidRequest
-from .settings import DAY, positive_seconds
+from .settings import Web3MQV2Settings
 from .users import BoundWallet, SessionKey, UserChange, UserRecord
-
-
-@dataclass(frozen=True, slots=True)
-class Web3MQV2Settings:
-    """The v2 routes of Web3MQ's SDK: ``/api/user_register_v2/``, ``/api/user_login_v2/``, ...
-
-    ``max_session_lifetime``: how far ahead a session key's ``pubkey_expired_timestamp`` may be
-    (the SDK asks for one day by default). ``max_session_keys``: unexpired session keys kept per
-    user (the oldest give way). ``max_bound_wallets``: wallets one userid may bind.
-    Timestamp window, URIs, profile limits and signed requests are ``Web3MQSettings``'.
-    """
-
-    max_session_lifetime: float = 7 * DAY
-    max_session_keys: int = 16
-    max_bound_wallets: int = 8
-
-    def __post_init__(self) -> None:
-        positive_seconds("max_session_lifetime", self.max_session_lifetime)
-        for name in ("max_session_keys", "max_bound_wallets"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
-                raise ValueError(f"{name} must be an int from 1 to 1024, e.g. 16; got {value!r}")
 
 
 def sha3_hex(text: str) -> str:
