@@ -516,3 +516,54 @@ async def test_the_session_keys_kept_per_user_are_capped(kit: Kit, alice: LocalA
     record = await kit.store.get(USERID)
     assert record is not None
     assert [k.pubkey for k in record.session_keys] == [hexkey(k) for k in keys[-16:]]
+
+
+async def test_signed_fields_are_read_as_the_sdk_names_them(kit: Kit, alice: LocalAccount) -> None:
+    await signed_up(kit, alice)
+    before = await snapshot(kit, alice)
+    both = signed(kit, SESSION)
+    both["web3mq_user_signature"] = both["web3mq_signature"]
+    refused(await kit.client.get("/api/my_profile/", params=both), 401, 40107)
+    kit.clock.advance(1)
+    other = {**signed(kit, SESSION), "creator_id": "bob"}
+    refused(await kit.client.get("/api/my_profile/", params=other), 401, 40107)
+    assert await snapshot(kit, alice) == before
+    kit.clock.advance(1)
+    as_creator = signed(kit, SESSION)
+    as_creator["creator_id"] = as_creator.pop("userid")
+    as_creator["web3mq_user_signature"] = as_creator.pop("web3mq_signature")
+    response = await kit.client.get("/api/my_profile/", params=as_creator)
+    assert response.json()["data"]["userid"] == USERID
+
+
+def test_v2_needs_a_store_that_keeps_keys(clock: FakeClock) -> None:
+    class Plain:
+        async def get(self, userid: str) -> None: ...
+        async def get_by_address(self, address: str) -> None: ...
+        async def save(self, record: UserRecord) -> None: ...
+        async def merge(self, login: UserRecord, *, max_devices: int) -> None: ...
+
+    with pytest.raises(ValueError, match="KeyedUserStore"):
+        WalletAuth(
+            secret_key=SECRET_KEY,
+            domain=DOMAIN,
+            uri=URI,
+            user_store=Plain(),  # type: ignore[arg-type]
+            web3mq=Web3MQSettings(v2=Web3MQV2Settings()),
+        )
+    with pytest.raises(ValueError, match="max_session_keys"):
+        Web3MQV2Settings(max_session_keys=0)
+    with pytest.raises(ValueError, match="Web3MQV2Settings"):
+        Web3MQSettings(v2=True)  # type: ignore[arg-type]
+
+
+def test_serve_settings_take_the_dapps_origins() -> None:
+    from asgi_wallet_auth.service import SIGNED_REQUESTS_ENV, WEB3MQ_URIS_ENV, web3mq_from_env
+
+    env = {WEB3MQ_URIS_ENV: f"{ORIGIN} http://localhost:5173", SIGNED_REQUESTS_ENV: "1"}
+    settings = web3mq_from_env(env, URI)
+    assert settings.uris == {URI, ORIGIN, "http://localhost:5173"}
+    assert settings.signed_requests is True and settings.v2 == Web3MQV2Settings()
+    assert web3mq_from_env({}, URI).signed_requests is False
+    with pytest.raises(ValueError, match="--web3mq-uri must be an origin"):
+        web3mq_from_env({WEB3MQ_URIS_ENV: "ftp://x"}, URI)
