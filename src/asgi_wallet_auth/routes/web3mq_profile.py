@@ -112,7 +112,11 @@ class Web3MQProfileRoutes:
             raw: bytes = scope.get("query_string", b"")
             if len(raw) > _MAX_QUERY:
                 raise InvalidRequest("query string too long")
-            user = await self._signed_user(scope, dict(parse_qsl(raw.decode("latin-1"))))
+            pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+            params = dict(pairs)
+            if len(params) != len(pairs):
+                raise SignedRequestRejected()  # which of two values was signed is ambiguous
+            user = await self._signed_user(scope, params)
             await send_ok(send, _profile(await self._record(user)))
             return
         body = await read_json(scope, receive, self.body_cap)
