@@ -17,7 +17,13 @@ from asgi_wallet_auth.stores.base import NonceStore
 from asgi_wallet_auth.stores.memory import MemoryNonceStore
 from asgi_wallet_auth.stores.redis import RedisNonceStore
 from asgi_wallet_auth.stores.sqlite import SQLiteUserStore
-from asgi_wallet_auth.users import MemoryUserStore, UserRecord, UserStore
+from asgi_wallet_auth.users import (
+    KeyedUserStore,
+    MemoryUserStore,
+    UserRecord,
+    UserStore,
+    WalletBound,
+)
 from tests.conftest import T0, FakeClock
 
 ADDRESS_A = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
@@ -672,3 +678,130 @@ async def test_sqlite_work_runs_on_one_dedicated_thread_off_the_event_loop(
     assert loop_thread not in {ident for ident, _ in seen}
     assert len({ident for ident, _ in seen}) == 1  # one thread owns the connection
     assert all(name.startswith("wallet-auth-sqlite") for _, name in seen)
+
+
+# --------------------------------------------------------------------------- Web3MQ v2 state
+
+
+ADDRESS_C = "0x63FaC9201494f0bd17B9892B9fae4d52fe3BD377"
+
+
+def _v2(userid: str = "alice", address: str = ADDRESS_A) -> UserRecord:
+    from asgi_wallet_auth.users import BoundWallet, SessionKey
+
+    return UserRecord(
+        userid,
+        address,
+        "eth",
+        T0,
+        T0,
+        (KEYS[0],),
+        main_pubkey=KEYS[1],
+        session_keys=(
+            SessionKey(KEYS[2], T0 + 60, address),
+            SessionKey(KEYS[3], T0 + 90, ADDRESS_C),
+        ),
+        bound_wallets=(BoundWallet("eth", ADDRESS_C, "web3mq", T0, KEYS[4]),),
+    )
+
+
+def _keyed(users: UserStore) -> KeyedUserStore:
+    assert isinstance(users, KeyedUserStore)
+    return users
+
+
+async def test_main_keys_session_keys_and_bound_wallets_are_kept(users: UserStore) -> None:
+    store = _keyed(users)
+    record = _v2()
+    await store.save(record)
+    assert await store.get("alice") == record
+    assert await store.get_by_wallet(ADDRESS_C) == record  # found by its bound wallet
+    assert await store.get_by_address(ADDRESS_C) is None  # which is not its own address
+    # A login merged into the user keeps every v2 field.
+    merged = await store.merge(_login("alice", at=T0 + 5, keys=(KEYS[5],)), max_devices=4)
+    assert merged is not None and merged == await store.get("alice")
+    assert (merged.main_pubkey, merged.session_keys, merged.bound_wallets) == (
+        record.main_pubkey,
+        record.session_keys,
+        record.bound_wallets,
+    )
+
+
+async def test_update_changes_a_record_atomically_or_not_at_all(users: UserStore) -> None:
+    from dataclasses import replace
+
+    from asgi_wallet_auth.users import SessionKey
+
+    store = _keyed(users)
+    assert await store.update("alice", lambda r: r) is None  # no such user
+    await store.save(_v2())
+    assert await store.update("alice", lambda r: None) is None
+    assert await store.get("alice") == _v2()
+    with pytest.raises(ValueError, match="may not change"):
+        await store.update("alice", lambda r: replace(r, address=ADDRESS_B))
+    assert await store.get("alice") == _v2()
+
+    # Fifty session logins at once: every one lands (no lost update).
+    def add(i: int) -> Callable[[UserRecord], UserRecord]:
+        key = SessionKey(KEYS[10 + i], T0 + 600, ADDRESS_A)
+        return lambda r: replace(r, session_keys=(*r.session_keys, key))
+
+    results = await asyncio.gather(*(store.update("alice", add(i)) for i in range(40)))
+    assert all(r is not None for r in results)
+    stored = await store.get("alice")
+    assert stored is not None
+    assert sorted(k.pubkey for k in stored.session_keys[2:]) == sorted(KEYS[10:50])
+
+
+async def test_a_wallet_is_bound_to_one_user_and_never_its_own_user_too(users: UserStore) -> None:
+    from dataclasses import replace
+
+    from asgi_wallet_auth.users import BoundWallet
+
+    store = _keyed(users)
+    await store.merge(_login("alice", ADDRESS_A), max_devices=4)
+    await store.merge(_login("bob", ADDRESS_B), max_devices=4)
+    wallet = BoundWallet("eth", ADDRESS_C, "web3mq", T0)
+
+    def bind(r: UserRecord) -> UserRecord | None:
+        if wallet in r.bound_wallets:
+            return None  # bound already: nothing to change
+        return replace(r, bound_wallets=(*r.bound_wallets, wallet))
+
+    for round_ in range(5):  # two users racing for one wallet: exactly one gets it
+        results = await asyncio.gather(*(store.update(u, bind) for u in ("alice", "bob") * 5))
+        winners = {r.userid for r in results if r is not None}
+        assert len(winners) == 1, round_
+        owner = await store.get_by_wallet(ADDRESS_C)
+        assert owner is not None and owner.userid in winners
+        assert await store.update(owner.userid, lambda r: replace(r, bound_wallets=())) is not None
+    # A user's own wallet cannot be bound to another; a bound wallet cannot log in on its own.
+    own = BoundWallet("eth", ADDRESS_B, "web3mq", T0)
+    assert await store.update("alice", lambda r: replace(r, bound_wallets=(own,))) is None
+    assert await store.update("alice", bind) is not None
+    assert await store.merge(_login(ADDRESS_C, ADDRESS_C), max_devices=4) is None
+    assert await store.merge(_login("carol", ADDRESS_C), max_devices=4) is None
+    assert await store.get(ADDRESS_C) is None and await store.get("carol") is None
+    with pytest.raises(WalletBound):
+        await store.save(_login("carol", ADDRESS_C))
+    with pytest.raises(WalletBound):
+        await store.save(replace(_login("bob", ADDRESS_B), bound_wallets=(wallet,)))
+    alice = await store.get("alice")
+    assert alice is not None and alice.bound_wallets == (wallet,)
+    assert await store.get_by_wallet(ADDRESS_C) == alice
+
+
+async def test_a_renamed_default_record_keeps_its_bound_wallets(users: UserStore) -> None:
+    from dataclasses import replace
+
+    from asgi_wallet_auth.users import BoundWallet
+
+    store = _keyed(users)
+    await store.merge(_login(at=T0), max_devices=4)  # a legacy login: userid = address
+    wallet = BoundWallet("eth", ADDRESS_C, "web3mq", T0)
+    assert await store.update(ADDRESS_A, lambda r: replace(r, bound_wallets=(wallet,)))
+    renamed = await store.merge(_login("alice", at=T0 + 1, keys=KEYS[:1]), max_devices=4)
+    assert renamed is not None and renamed.bound_wallets == (wallet,)
+    assert await store.get_by_wallet(ADDRESS_C) == renamed
+    # The index follows the rename: the wallet still cannot join anyone else.
+    assert await store.merge(_login("carol", ADDRESS_C), max_devices=4) is None

@@ -12,7 +12,14 @@ from .credentials import Authenticator
 from .errors import WalletAuthError
 from .middleware import WalletAuthMiddleware
 from .ratelimit import RateLimit
-from .settings import LoginHook, LoginSettings, SignedContentHook, TokenSettings, Web3MQSettings
+from .settings import (
+    LoginHook,
+    LoginSettings,
+    SignedContentHook,
+    TokenSettings,
+    Web3MQSettings,
+    Web3MQV2Settings,
+)
 from .siwe import SiweError, SiweMessage
 from .stores.base import NonceStore
 from .stores.memory import MemoryNonceStore
@@ -46,5 +53,6 @@ __all__ = [
     "WalletAuthMiddleware",
     "WalletUser",
     "Web3MQSettings",
+    "Web3MQV2Settings",
     "__version__",
 ]

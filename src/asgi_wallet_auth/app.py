@@ -25,6 +25,8 @@ from .ratelimit import RateLimit
 from .routes.secret import SecretLogin
 from .routes.session import SessionRoutes
 from .routes.web3mq import Web3MQLogin
+from .routes.web3mq_profile import Web3MQProfileRoutes
+from .routes.web3mq_v2 import Web3MQV2Routes
 from .sessions import SessionLayer
 from .settings import (
     LoginHook,
@@ -32,13 +34,14 @@ from .settings import (
     SignedContentHook,
     TokenSettings,
     Web3MQSettings,
+    Web3MQV2Settings,
     check_domain_and_uri,
 )
 from .signed_requests import SignedRequests
 from .stores.base import NonceStore, SessionStore
 from .stores.memory import MemoryNonceStore, MemorySessionStore
 from .tokens import TokenService
-from .users import MemoryUserStore, UserStore, WalletUser
+from .users import KeyedUserStore, MemoryUserStore, UserStore, WalletUser
 
 
 def _secret_bytes(secret_key: object) -> bytes:
@@ -71,8 +74,9 @@ class WalletAuth:
     mounted). Every setting is checked here, so a misconfiguration fails at start-up with the
     fix in the message. Settings come in groups: ``tokens=TokenSettings(...)``,
     ``login=LoginSettings(...)``, ``web3mq=Web3MQSettings(...)``, ``cookie=CookieSettings(...)``,
-    ``rate_limit=RateLimit(...)``; ``chains`` lists the chains whose wallets may log in
-    (default: Ethereum, any chain id).
+    ``rate_limit=RateLimit(...)``; ``Web3MQSettings(v2=Web3MQV2Settings())`` adds the routes
+    Web3MQ's JavaScript SDK calls (docs/web3mq.md); ``chains`` lists the chains whose wallets
+    may log in (default: Ethereum, any chain id).
     """
 
     def __init__(
@@ -189,6 +193,7 @@ class WalletAuth:
                 clock=clock,
             ),
             SessionRoutes(self.sessions),
+            *self._web3mq_v2_families(self.web3mq_settings.v2),
         )
         self.routes: Mapping[str, Route] = {
             route.path: route for family in families for route in family.routes()
@@ -197,6 +202,32 @@ class WalletAuth:
         self.authenticate_token = self.sessions.authenticate_token
         self.authenticate_bearer = self.sessions.authenticate_bearer
         self.authenticate_cookie = self.sessions.authenticate_cookie
+
+    def _web3mq_v2_families(
+        self, settings: Web3MQV2Settings | None
+    ) -> tuple[Web3MQV2Routes, Web3MQProfileRoutes] | tuple[()]:
+        """Web3MQ's SDK routes (``Web3MQSettings(v2=...)``), on a store that keeps keys."""
+        if settings is None:
+            return ()
+        store = self.user_store
+        if not isinstance(store, KeyedUserStore):
+            raise ValueError(
+                "Web3MQSettings(v2=...) needs a user store that keeps main keys, session keys "
+                "and bound wallets (KeyedUserStore): use MemoryUserStore, SQLiteUserStore or "
+                "PostgresUserStore, or add get_by_wallet and update to yours"
+            )
+        common: dict[str, Any] = {
+            "uri": self.uri,
+            "max_body_size": self.login_settings.max_body_size,
+            "chains": self.chains,
+            "replay_store": self.replay_store,
+            "user_store": store,
+            "clock": self.clock,
+        }
+        return (
+            Web3MQV2Routes(settings, self.web3mq_settings, sessions=self.sessions, **common),
+            Web3MQProfileRoutes(settings, self.web3mq_settings, signed=self.signed, **common),
+        )
 
     def _session_store(self) -> SessionStore:
         # Revocations live apart from Web3MQ replay markers: filling one never blocks the other.

@@ -67,6 +67,19 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="a Solana cluster a SIWS message may name; repeatable (default mainnet)",
     )
     parser.add_argument(
+        "--web3mq-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="an origin whose URI line Web3MQ's SDK may sign (the dapp's window.location.origin) "
+        "besides --uri; repeatable",
+    )
+    parser.add_argument(
+        "--signed-requests",
+        action="store_true",
+        help="accept Web3MQ's ed25519-signed requests as a credential (session and device keys)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
 
@@ -119,9 +132,15 @@ def serve(args: argparse.Namespace) -> int:
         service.DEFAULT_CHAIN_ENV: str(args.default_chain_id or ""),
         service.SOLANA_CLUSTERS_ENV: ",".join(args.solana_cluster),
     }
+    chains_env[service.WEB3MQ_URIS_ENV] = " ".join(args.web3mq_uri)
+    chains_env[service.SIGNED_REQUESTS_ENV] = "1" if args.signed_requests else ""
     try:  # built once here so that a bad setting stops the command, not each worker
         WalletAuth(
-            secret_key=secret, domain=domain, uri=uri, chains=service.chains_from_env(chains_env)
+            secret_key=secret,
+            domain=domain,
+            uri=uri,
+            chains=service.chains_from_env(chains_env),
+            web3mq=service.web3mq_from_env(chains_env, uri),
         )
     except ValueError as exc:
         print(f"configuration error: {redact(str(exc))}", file=sys.stderr)

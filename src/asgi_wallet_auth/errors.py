@@ -129,6 +129,18 @@ class SessionExpired(TokenInvalid):
     code, msg = 40113, "session has reached its absolute lifetime; log in again"
 
 
+class MainKeyMismatch(AuthenticationFailed):
+    """A Web3MQ v2 login whose main key is not the one registered for the wallet."""
+
+    code, msg = 40108, "main key does not match the registered one"
+
+
+class SessionKeyExpired(AuthenticationFailed):
+    """A Web3MQ signed request by a session key past its expiry: log in again."""
+
+    code, msg = 40109, "session key has expired; log in again"
+
+
 # 403 / 409: identity and policy.
 class LoginRefused(WalletAuthError):
     """An application hook refused this login."""
@@ -155,11 +167,29 @@ class IdentityConflict(WalletAuthError):
     code, status, msg = 40901, 409, "identity is bound to another wallet"
 
 
+class MainKeyExists(IdentityConflict):
+    """A Web3MQ v2 register for a wallet that has a main key: reset it instead."""
+
+    code, msg = 40902, "a main key is registered already; reset it with a wallet signature"
+
+
+class WalletAlreadyBound(IdentityConflict):
+    """A wallet to bind that is another user's own wallet or bound to another user."""
+
+    code, msg = 40903, "this wallet belongs to another user"
+
+
 # Transport-level refusals.
 class NotFound(WalletAuthError):
     """No such route in the login application."""
 
     code, status, msg = 40401, 404, "not found"
+
+
+class UserNotFound(NotFound):
+    """No user (or no bound wallet) for this wallet or userid."""
+
+    code, msg = 40402, "no user for this wallet"
 
 
 class MethodNotAllowed(WalletAuthError):
@@ -203,6 +233,8 @@ __all__ = [
     "InvalidRequest",
     "InvalidSignatureFormat",
     "LoginRefused",
+    "MainKeyExists",
+    "MainKeyMismatch",
     "MessageExpired",
     "MessageRejected",
     "MethodNotAllowed",
@@ -211,6 +243,7 @@ __all__ = [
     "ReplayRejected",
     "SecretRejected",
     "SessionExpired",
+    "SessionKeyExpired",
     "SignatureMismatch",
     "SignedRequestRejected",
     "StoreUnavailable",
@@ -219,5 +252,7 @@ __all__ = [
     "TokenMissing",
     "UnsupportedLoginMethod",
     "UnsupportedMediaType",
+    "UserNotFound",
+    "WalletAlreadyBound",
     "WalletAuthError",
 ]

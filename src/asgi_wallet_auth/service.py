@@ -22,7 +22,7 @@ from .app import WalletAuth
 from .chains import ChainVerifier, EthereumVerifier, SolanaVerifier
 from .envelope import render
 from .errors import TokenMissing
-from .settings import TokenSettings
+from .settings import TokenSettings, Web3MQSettings, Web3MQV2Settings
 from .users import UserStore, WalletUser
 
 SECRET_ENV = "WALLET_AUTH_SECRET"  # noqa: S105 - the variable's name, not a secret
@@ -80,6 +80,24 @@ DATABASE_URL_ENV = "WALLET_AUTH_DATABASE_URL"
 RPC_URLS_ENV = "WALLET_AUTH_RPC_URLS"
 DEFAULT_CHAIN_ENV = "WALLET_AUTH_DEFAULT_CHAIN_ID"
 SOLANA_CLUSTERS_ENV = "WALLET_AUTH_SOLANA_CLUSTERS"
+WEB3MQ_URIS_ENV = "WALLET_AUTH_WEB3MQ_URIS"
+SIGNED_REQUESTS_ENV = "WALLET_AUTH_SIGNED_REQUESTS"
+
+
+def web3mq_from_env(env: Mapping[str, str], uri: str) -> Web3MQSettings:
+    """The service's Web3MQ settings: ``uri`` plus ``WALLET_AUTH_WEB3MQ_URIS`` (blank-separated
+    origins a signed URI line may name) and ``WALLET_AUTH_SIGNED_REQUESTS=1``."""
+    extra = env.get(WEB3MQ_URIS_ENV, "").split()
+    for origin in extra:
+        if not origin.startswith(("https://", "http://")) or origin.count("/") > 3:
+            raise ValueError(
+                f"--web3mq-uri must be an origin such as https://app.example; got {origin!r}"
+            )
+    return Web3MQSettings(
+        uris=[uri, *extra],
+        signed_requests=env.get(SIGNED_REQUESTS_ENV, "") == "1",
+        v2=Web3MQV2Settings(),
+    )
 
 
 def chains_from_env(env: Mapping[str, str]) -> list[ChainVerifier]:
@@ -156,6 +174,7 @@ def build_auth(
         nonce_store=nonce_store,
         tokens=TokenSettings(revocation=True),
         chains=chains_from_env(os.environ if chains is None else chains),
+        web3mq=web3mq_from_env(os.environ if chains is None else chains, uri),
     )
 
 
@@ -286,6 +305,7 @@ __all__ = [
     "SECRET_ENV",
     "SECRET_FILE_NAME",
     "URI_ENV",
+    "WEB3MQ_URIS_ENV",
     "app_from_env",
     "build_auth",
     "create_service_app",
@@ -293,4 +313,5 @@ __all__ = [
     "me",
     "sqlite_path",
     "user_store_for",
+    "web3mq_from_env",
 ]

@@ -139,13 +139,38 @@ class LoginSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Web3MQV2Settings:
+    """The v2 routes of Web3MQ's SDK: ``/api/user_register_v2/``, ``/api/user_login_v2/``, ...
+
+    ``max_session_lifetime``: how far ahead a session key's ``pubkey_expired_timestamp`` may be
+    (the SDK asks for one day by default). ``max_session_keys``: unexpired session keys kept per
+    user (the oldest give way). ``max_bound_wallets``: wallets one userid may bind.
+    Turned on by ``Web3MQSettings(v2=Web3MQV2Settings())``, whose timestamp window, URIs,
+    profile limits and signed requests they share.
+    """
+
+    max_session_lifetime: float = 7 * DAY
+    max_session_keys: int = 16
+    max_bound_wallets: int = 8
+
+    def __post_init__(self) -> None:
+        positive_seconds("max_session_lifetime", self.max_session_lifetime)
+        for name in ("max_session_keys", "max_bound_wallets"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+                raise ValueError(f"{name} must be an int from 1 to 1024, e.g. 16; got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class Web3MQSettings:
     """Web3MQ's ``/api/user_login/`` and its ed25519-signed requests (docs/web3mq.md).
 
     ``uris``: the ``URI:`` lines a ``signature_content`` may carry (None: the service's uri).
     ``timestamp_window``: (seconds back, seconds ahead) a request's timestamp may lie from now.
     ``signed_requests`` lets the middleware accept Web3MQ request signatures as a credential;
-    ``signed_content`` says what each route's signature covers (default ``userid + timestamp``).
+    ``signed_content`` says what each route's signature covers (default: the table of Web3MQ's
+    SDK calls in ``web3mq_signed.py``, else ``userid + timestamp``). ``v2`` turns on the routes
+    Web3MQ's JavaScript SDK calls (register, login with session keys, profile, bound wallets).
     """
 
     uris: Collection[str] | None = None
@@ -155,8 +180,11 @@ class Web3MQSettings:
     max_nickname_length: int = 64
     signed_requests: bool = False
     signed_content: SignedContentHook | None = field(default=None, compare=False)
+    v2: Web3MQV2Settings | None = None
 
     def __post_init__(self) -> None:
+        if self.v2 is not None and not isinstance(self.v2, Web3MQV2Settings):
+            raise ValueError("web3mq v2 must be None or a Web3MQV2Settings(...)")
         uris = self.uris
         if uris is not None:
             if (
@@ -196,6 +224,7 @@ __all__ = [
     "SignedContentHook",
     "TokenSettings",
     "Web3MQSettings",
+    "Web3MQV2Settings",
     "check_domain_and_uri",
     "positive_seconds",
 ]

@@ -17,22 +17,34 @@ from starlette.types import Message, Receive, Scope
 
 from .core import guarded, logger
 from .envelope import content_length, header, parse_json_object
-from .errors import InvalidRequest, ReplayRejected, SignedRequestRejected, WalletAuthError
+from .errors import (
+    InvalidRequest,
+    ReplayRejected,
+    SessionKeyExpired,
+    SignedRequestRejected,
+    WalletAuthError,
+)
 from .settings import Web3MQSettings
 from .stores.base import NonceStore
-from .users import UserStore, WalletUser
+from .users import UserRecord, UserStore, WalletUser
 from .web3mq import (
     check_timestamp,
     check_userid,
     decode_request_signature,
     verify_request_signature,
 )
+from .web3mq_signed import sdk_signed_content
 
 # ASCII digits only: str.isdigit() also accepts superscripts, which int() then refuses.
 _DIGITS = re.compile(r"[0-9]{1,16}")
 
 
 _SIGNATURE_PARAM = "web3mq_user_signature"
+#: The SDK names the field either way, call by call (docs/web3mq.md).
+_SIGNATURE_PARAMS = (_SIGNATURE_PARAM, "web3mq_signature")
+#: Where a verified signed request's user is kept in the scope, for the routes behind the
+#: middleware that need it (a signature is single use: it cannot be checked twice).
+SIGNED_USER_KEY = "asgi_wallet_auth.signed_user"
 _SIGNATURE_HEADERS = {
     b"web3mq-userid": "userid",
     b"web3mq-timestamp": "timestamp",
@@ -58,14 +70,18 @@ def _signed_params_from_headers(scope: Scope) -> dict[str, Any] | None:
 
 def _signed_params_from_query(scope: Scope) -> dict[str, Any] | None:
     raw: bytes = scope.get("query_string", b"")
-    if _SIGNATURE_PARAM.encode() not in raw:
+    if b"web3mq_" not in raw or b"signature" not in raw:
         return None
     params: dict[str, Any] = {}
     for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
         if key in params:
             raise SignedRequestRejected()  # which of two values was signed is ambiguous
         params[key] = value
-    return params if _SIGNATURE_PARAM in params else None
+    return params if _has_signature(params) else None
+
+
+def _has_signature(params: Mapping[str, Any]) -> bool:
+    return any(name in params for name in _SIGNATURE_PARAMS)
 
 
 async def _signed_params_from_body(
@@ -104,15 +120,71 @@ async def _signed_params_from_body(
         body = parse_json_object(b"".join(m.get("body", b"") for m in messages))
     except WalletAuthError:
         return None, replay
-    return (body if _SIGNATURE_PARAM in body else None), replay
+    return (body if _has_signature(body) else None), replay
 
 
 
-def _signed_userid(userid: str) -> str:
+def _signed_userid(params: Mapping[str, Any]) -> str:
+    # Some SDK calls name the user ``creator_id``; both present must agree.
+    userid, creator = params.get("userid"), params.get("creator_id")
+    if userid is None or userid == creator:
+        userid = creator
+    elif creator is not None:
+        raise SignedRequestRejected()
+    if not isinstance(userid, str):
+        raise SignedRequestRejected()
     try:
         return check_userid(userid)
     except WalletAuthError:
         raise SignedRequestRejected() from None
+
+
+def _signature_text(params: Mapping[str, Any]) -> object:
+    present = [params[name] for name in _SIGNATURE_PARAMS if name in params]
+    if len(present) != 1:
+        raise SignedRequestRejected()  # none, or two: which one was meant is ambiguous
+    return present[0]
+
+
+def _request_header(scope: Scope, name: bytes) -> str | None:
+    try:
+        raw = header(scope, name)
+    except InvalidRequest:  # sent twice
+        raise SignedRequestRejected() from None
+    return raw.decode("latin-1").strip() or None if raw is not None else None
+
+
+def _wallets(record: UserRecord) -> dict[str, str]:
+    """Every wallet of the user, lower-case address -> did_type, its own first."""
+    wallets = {w.address.lower(): w.did_type for w in record.bound_wallets}
+    wallets[record.address.lower()] = record.did_type
+    return wallets
+
+
+def signing_keys(scope: Scope, record: UserRecord, now: float) -> list[tuple[str, str]]:
+    """The keys a signed request of ``record``'s user may be checked against, with their wallet.
+
+    The ``web3mq-request-pubkey`` header picks one among the device keys and unexpired session
+    keys (a session key past its expiry: 401 ``SessionKeyExpired``); without it each of them is
+    tried. A ``didkey: <did_type>:<did_value>`` header must name the wallet of the key.
+    """
+    picked = _request_header(scope, b"web3mq-request-pubkey")
+    keys = [(key, record.address) for key in record.device_keys]
+    for session in record.session_keys:
+        if picked is not None and session.pubkey == picked and session.expires_at <= now:
+            raise SessionKeyExpired()
+        if session.expires_at > now:
+            keys.append((session.pubkey, session.address))
+    if picked is not None:
+        keys = [entry for entry in keys if entry[0] == picked]
+    didkey = _request_header(scope, b"didkey")
+    if didkey is not None:
+        did_type, _, did_value = didkey.partition(":")
+        wallet = did_value.lower()
+        if _wallets(record).get(wallet) != did_type:
+            raise SignedRequestRejected()
+        keys = [entry for entry in keys if entry[1].lower() == wallet]
+    return keys
 
 
 class SignedRequests:
@@ -156,10 +228,7 @@ class SignedRequests:
         base64 of an ed25519 signature by one of the user's registered device keys) plus the
         request's other parameters, which a ``signed_content`` hook may fold into the content.
         """
-        userid = params.get("userid")
-        if not isinstance(userid, str):
-            raise SignedRequestRejected()
-        checked_userid = _signed_userid(userid)
+        userid = _signed_userid(params)
         raw_ts = params.get("timestamp")
         if isinstance(raw_ts, str) and _DIGITS.fullmatch(raw_ts):
             raw_ts = int(raw_ts)
@@ -170,7 +239,7 @@ class SignedRequests:
         except InvalidRequest:
             raise SignedRequestRejected() from None
         if self.settings.signed_content is None:
-            content = f"{checked_userid}{timestamp}"
+            content = sdk_signed_content(scope, params)
         else:
             try:
                 content = self.settings.signed_content(scope, params)
@@ -184,28 +253,36 @@ class SignedRequests:
             signed = content.encode("utf-8")
         except UnicodeEncodeError:
             raise SignedRequestRejected() from None
-        signature = decode_request_signature(params.get("web3mq_user_signature"))
+        signature = decode_request_signature(_signature_text(params))
         if signature is None:
             raise SignedRequestRejected()
         record = await guarded(self.user_store.get(userid))
-        if record is None or not verify_request_signature(record.device_keys, signed, signature):
+        if record is None:
+            raise SignedRequestRejected()
+        address = None
+        for key, wallet in signing_keys(scope, record, now):
+            if verify_request_signature((key,), signed, signature):
+                address = wallet
+                break
+        if address is None:
             raise SignedRequestRejected()
         marker = "web3mq-request:" + hashlib.sha256(signature).hexdigest()
         if not await guarded(
             self.replay_store.put(marker, "1", timestamp / 1000 + back - now + 1)
         ):
             raise ReplayRejected()
+        did_type = _wallets(record)[address.lower()]
         claims = {
-            "sub": record.address,
+            "sub": address,
             "userid": record.userid,
-            "did_type": record.did_type,
-            "did_value": record.address,
+            "did_type": did_type,
+            "did_value": address,
             "auth_method": "web3mq_signature",
             "timestamp": timestamp,
         }
-        return WalletUser(
-            address=record.address, userid=record.userid, did_type=record.did_type, claims=claims
-        )
+        user = WalletUser(address=address, userid=record.userid, did_type=did_type, claims=claims)
+        scope[SIGNED_USER_KEY] = user
+        return user
 
 
-__all__ = ["SignedRequests"]
+__all__ = ["SIGNED_USER_KEY", "SignedRequests", "signing_keys"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -45,6 +45,29 @@ class WalletUser(BaseUser):
 
 
 @dataclass(frozen=True, slots=True)
+class SessionKey:
+    """A temporary ed25519 key a main key proved at ``/api/user_login_v2/``, until ``expires_at``.
+
+    ``address`` is the wallet whose main key signed it (the user's own or a bound one).
+    """
+
+    pubkey: str
+    expires_at: float
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class BoundWallet:
+    """Another wallet bound to a userid with both wallets' consent; it may hold a main key."""
+
+    did_type: str
+    address: str
+    provider_id: str
+    bound_at: float
+    main_pubkey: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class UserRecord:
     """What the user store keeps about a wallet.
 
@@ -64,6 +87,11 @@ class UserRecord:
     avatar_url: str | None = None
     avatar: bytes | None = field(default=None, repr=False)
     avatar_type: str | None = None
+    #: Web3MQ v2 (docs/web3mq.md): the wallet's main ed25519 key, the session keys it proved,
+    #: and the other wallets bound to this userid.
+    main_pubkey: str | None = None
+    session_keys: tuple[SessionKey, ...] = ()
+    bound_wallets: tuple[BoundWallet, ...] = ()
 
     def with_logins(self, first_login: float, last_login: float) -> UserRecord:
         """This record with other login times (``dataclasses.replace`` costs ~15 us a call)."""
@@ -78,6 +106,9 @@ class UserRecord:
             self.avatar_url,
             self.avatar,
             self.avatar_type,
+            self.main_pubkey,
+            self.session_keys,
+            self.bound_wallets,
         )
 
 
@@ -187,12 +218,90 @@ class UserStore(Protocol):
         ...
 
 
+#: What ``KeyedUserStore.update`` applies: the new record, or None to change nothing.
+UserChange = Callable[["UserRecord"], "UserRecord | None"]
+
+
+class WalletBound(ValueError):
+    """``save`` of a wallet that is bound to another userid (unbind it first)."""
+
+
+def check_change(before: UserRecord, after: UserRecord) -> None:
+    """Refuse (``ValueError``) a change that moves identity fields or repeats a bound wallet."""
+    if (after.userid, after.address, after.did_type) != (
+        before.userid,
+        before.address,
+        before.did_type,
+    ):
+        raise ValueError("update may not change userid, address or did_type")
+    addresses = [w.address for w in after.bound_wallets]
+    if len(set(addresses)) != len(addresses) or after.address in addresses:
+        raise ValueError("a wallet is bound at most once, and never to its own user")
+
+
+@runtime_checkable
+class KeyedUserStore(UserStore, Protocol):
+    """A ``UserStore`` that also keeps Web3MQ v2 state: main keys, session keys, bound wallets.
+
+    Bound wallets are unique across the store: a wallet is one user's own wallet or bound to
+    one user, never both, never twice. Every built-in store implements this.
+    """
+
+    async def get_by_wallet(self, address: str) -> UserRecord | None:
+        """The record whose own or bound wallet is ``address``, or None."""
+        ...
+
+    async def update(self, userid: str, change: UserChange) -> UserRecord | None:
+        """Atomically replace the record of ``userid`` with ``change(record)``; return it.
+
+        None, and nothing changed, when there is no such record, when ``change`` returns None,
+        or when the new record binds a wallet that is already another user's (own or bound).
+        ``change`` is pure and may run more than once; it may not change the identity fields.
+        """
+        ...
+
+
 class MemoryUserStore:
     """A user store in a dict: for tests and single-process demos (lost on restart)."""
 
     def __init__(self) -> None:
         self._by_userid: dict[str, UserRecord] = {}
         self._userid_by_address: dict[str, str] = {}
+        self._userid_by_bound: dict[str, str] = {}
+
+    async def get_by_wallet(self, address: str) -> UserRecord | None:
+        """The record whose own or bound wallet is ``address``, or None."""
+        found = await self.get_by_address(address)
+        if found is None and address in self._userid_by_bound:
+            found = self._by_userid.get(self._userid_by_bound[address])
+        return found
+
+    async def update(self, userid: str, change: UserChange) -> UserRecord | None:
+        """Apply ``change`` to the record of ``userid`` (see ``KeyedUserStore.update``)."""
+        current = self._by_userid.get(userid)
+        if current is None:
+            return None
+        after = change(current)
+        if after is None:
+            return None
+        check_change(current, after)
+        for wallet in after.bound_wallets:
+            owner = self._userid_by_address.get(wallet.address)
+            bound = self._userid_by_bound.get(wallet.address)
+            if owner is not None or bound not in (None, userid):
+                return None
+        self._unbind_all(current)
+        self._by_userid[userid] = after
+        self._bind_all(after)
+        return after
+
+    def _unbind_all(self, record: UserRecord) -> None:
+        for wallet in record.bound_wallets:
+            self._userid_by_bound.pop(wallet.address, None)
+
+    def _bind_all(self, record: UserRecord) -> None:
+        for wallet in record.bound_wallets:
+            self._userid_by_bound[wallet.address] = record.userid
 
     async def get(self, userid: str) -> UserRecord | None:
         """The record with this userid, or None."""
@@ -205,11 +314,32 @@ class MemoryUserStore:
         return record if record is not None and record.address == address else None
 
     async def save(self, record: UserRecord) -> None:
-        """Make ``record`` the one record of its userid and of its address (an upsert)."""
+        """Make ``record`` the one record of its userid and of its address (an upsert).
+
+        ``WalletBound`` when its address, or a wallet it binds, is another user's bound wallet
+        (or another user's own wallet).
+        """
+        wallets = [w.address for w in record.bound_wallets]
+        if len(set(wallets)) != len(wallets) or record.address in wallets:
+            raise WalletBound("a wallet is bound at most once, and never to its own user")
+        if self._userid_by_bound.get(record.address, record.userid) != record.userid:
+            raise WalletBound("this address is bound to another userid")
+        for address in wallets:
+            owner = self._userid_by_address.get(address)
+            if self._userid_by_bound.get(address, record.userid) != record.userid or (
+                owner is not None and owner != record.userid
+            ):
+                raise WalletBound("a bound wallet belongs to another userid")
+        previous = self._by_userid.get(record.userid)
+        if previous is not None:
+            self._unbind_all(previous)
         self._put(record)
+        self._bind_all(record)
 
     async def merge(self, login: UserRecord, *, max_devices: int) -> UserRecord | None:
         """Fold one device login into the stored user (see ``UserStore.merge``)."""
+        if login.address in self._userid_by_bound:
+            return None  # a bound wallet logs in through its user's keys, never on its own
         folded = login
         current = self._by_userid.get(login.userid)
         if current is None:
@@ -227,6 +357,7 @@ class MemoryUserStore:
             self._userid_by_address.pop(current.address, None)
             del self._by_userid[current.userid]
         self._put(merged)
+        self._bind_all(merged)  # a renamed record's bound wallets follow it
         return merged
 
     def _put(self, record: UserRecord) -> None:
@@ -241,7 +372,7 @@ class MemoryUserStore:
                 record = record.with_logins(first, last)
         other = self._userid_by_address.get(record.address)
         if other is not None and other != record.userid:
-            del self._by_userid[other]
+            self._unbind_all(self._by_userid.pop(other))
         self._by_userid[record.userid] = record
         self._userid_by_address[record.address] = record.userid
 
@@ -251,10 +382,16 @@ class MemoryUserStore:
 
 __all__ = [
     "KEEP_ALL_DEVICES",
+    "BoundWallet",
+    "KeyedUserStore",
     "MemoryUserStore",
+    "SessionKey",
+    "UserChange",
     "UserRecord",
     "UserStore",
+    "WalletBound",
     "WalletUser",
+    "check_change",
     "merge_login",
     "merge_target",
 ]

@@ -13,18 +13,34 @@ from typing import Any
 
 import asyncpg
 
-from ..users import UserRecord
+from ..users import UserChange, UserRecord, WalletBound, check_change
+from .keyfields import (
+    bound_wallets_from,
+    bound_wallets_json,
+    session_keys_from,
+    session_keys_json,
+)
 from .postgres_schema import SCHEMA_VERSION, SchemaVersionError, migrate
 
 _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,39}\Z")
 _COLUMNS = (
     "userid, address, did_type, first_login, last_login, device_keys, nickname, avatar_url, "
-    "avatar, avatar_type"
+    "avatar, avatar_type, main_pubkey, session_keys::text, bound_wallets::text"
 )
+#: The SQLSTATE of ``<prefix>guard_wallet``: a wallet that is one user's and bound to another.
+_WALLET_TAKEN = "WA001"
+
+
+def _wallet_taken(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database refusing a wallet that another user holds."""
+    state = getattr(exc, "sqlstate", None)
+    return state == _WALLET_TAKEN or isinstance(exc, asyncpg.UniqueViolationError)
 
 
 def _record(row: Sequence[Any]) -> UserRecord:
-    userid, address, did_type, first, last, keys, nickname, avatar_url, avatar, avatar_type = row
+    userid, address, did_type, first, last, keys, nickname, avatar_url, avatar, avatar_type = (
+        row[:10]
+    )
     return UserRecord(
         userid,
         address,
@@ -36,6 +52,9 @@ def _record(row: Sequence[Any]) -> UserRecord:
         avatar_url,
         None if avatar is None else bytes(avatar),
         avatar_type,
+        row[10],
+        session_keys_from(row[11]),
+        bound_wallets_from(row[12]),
     )
 
 
@@ -120,7 +139,22 @@ class PostgresUserStore:
         self._sql_merge = (
             f"SELECT {_COLUMNS} FROM {p}merge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"  # noqa: S608
         )
-        self._sql_save = f"SELECT {p}save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        self._sql_save = (
+            f"SELECT {p}save_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        )
+        self._sql_by_wallet = (
+            f"SELECT {_COLUMNS} FROM {p}users WHERE address = $1 UNION ALL "  # noqa: S608
+            f"SELECT {_COLUMNS} FROM {p}users WHERE userid = "
+            f"(SELECT userid FROM {p}bindings WHERE address = $1) LIMIT 1"
+        )
+        self._sql_lock = f"SELECT {_COLUMNS} FROM {p}users WHERE userid = $1 FOR UPDATE"  # noqa: S608
+        self._sql_update = (
+            f"UPDATE {p}users SET first_login = $2, last_login = $3, device_keys = $4, "  # noqa: S608
+            "nickname = $5, avatar_url = $6, avatar = $7, avatar_type = $8, main_pubkey = $9, "
+            "session_keys = $10::jsonb, bound_wallets = $11::jsonb WHERE userid = $1"
+        )
+        self._sql_unbind = f"DELETE FROM {p}bindings WHERE userid = $1"  # noqa: S608
+        self._sql_bind = f"INSERT INTO {p}bindings (address, userid) VALUES ($1, $2)"  # noqa: S608
         self._sql_count = f"SELECT count(*) FROM {p}users"  # noqa: S608
 
     @property
@@ -181,15 +215,81 @@ class PostgresUserStore:
         return None if row is None else _record(row)
 
     async def save(self, record: UserRecord) -> None:
-        """Make ``record`` the one record of its userid and of its address (an upsert)."""
-        await self._fetchrow(self._sql_save, *_params(record))
+        """Make ``record`` the one record of its userid and of its address (an upsert).
+
+        ``WalletBound`` when its address or a wallet it binds is another user's.
+        """
+        try:
+            await self._fetchrow(
+                self._sql_save,
+                *_params(record),
+                record.main_pubkey,
+                session_keys_json(record),
+                bound_wallets_json(record),
+            )
+        except asyncpg.PostgresError as exc:
+            if _wallet_taken(exc):
+                raise WalletBound("a wallet of this record belongs to another userid") from None
+            raise
 
     async def merge(self, login: UserRecord, *, max_devices: int) -> UserRecord | None:
         """Fold one device login into the stored user (see ``UserStore.merge``); one statement."""
         if isinstance(max_devices, bool) or not isinstance(max_devices, int) or max_devices < 1:
             raise ValueError(f"max_devices must be a positive integer; got {max_devices!r}")
-        row = await self._fetchrow(self._sql_merge, *_params(login), max_devices)
+        try:
+            row = await self._fetchrow(self._sql_merge, *_params(login), max_devices)
+        except asyncpg.PostgresError as exc:
+            if getattr(exc, "sqlstate", None) == _WALLET_TAKEN:
+                return None  # a bound wallet logs in through its user, never on its own
+            raise
         return None if row is None else _record(row)
+
+    async def get_by_wallet(self, address: str) -> UserRecord | None:
+        """The record whose own or bound wallet is ``address``, or None."""
+        row = await self._fetchrow(self._sql_by_wallet, address)
+        return None if row is None else _record(row)
+
+    async def update(self, userid: str, change: UserChange) -> UserRecord | None:
+        """Apply ``change`` to the row of ``userid`` under its row lock, in one transaction.
+
+        A few round trips (lock, write, and the bound-wallet index when that changes): this
+        serves key registrations, session logins and bindings, not every request.
+        """
+        if not self._ready:
+            await self.open()
+        pool = self._pool
+        assert pool is not None  # open() succeeded
+        async with pool.acquire(timeout=self.timeout) as conn:
+            try:
+                async with conn.transaction():
+                    row = await conn.fetchrow(self._sql_lock, userid, timeout=self.timeout)
+                    if row is None:
+                        return None
+                    current = _record(row)
+                    after = change(current)
+                    if after is None:
+                        return None
+                    check_change(current, after)
+                    await conn.execute(
+                        self._sql_update,
+                        userid,
+                        *_params(after)[3:],
+                        after.main_pubkey,
+                        session_keys_json(after),
+                        bound_wallets_json(after),
+                        timeout=self.timeout,
+                    )
+                    if after.bound_wallets != current.bound_wallets:
+                        await conn.execute(self._sql_unbind, userid, timeout=self.timeout)
+                        for wallet in after.bound_wallets:
+                            await conn.execute(
+                                self._sql_bind, wallet.address, userid, timeout=self.timeout
+                            )
+                    return after
+            except asyncpg.PostgresError as exc:
+                if _wallet_taken(exc):
+                    return None  # rolled back: nothing changed
+                raise
 
     async def count(self) -> int:
         """How many users are stored."""

@@ -1,9 +1,11 @@
 """The PostgreSQL user store's tables and functions, as numbered migrations, and how they apply.
 
 Every name is ``prefix + name``: ``<prefix>users``, ``<prefix>schema_version``, ``<prefix>merge``,
-``<prefix>save`` and ``<prefix>fold_keys``. A migration is applied once, in order, and recorded in
-``<prefix>schema_version``; all pending ones run in one transaction under an advisory lock, so
-hosts starting together migrate once and a failed migration leaves the old schema intact.
+``<prefix>save`` and ``<prefix>fold_keys``; since version 3 also ``<prefix>bindings``,
+``<prefix>guard_wallet``, ``<prefix>save_all`` and two triggers. A migration is applied once,
+in order, and recorded in ``<prefix>schema_version``; all pending ones run in one transaction
+under an advisory lock, so hosts starting together migrate once and a failed migration leaves
+the old schema intact.
 """
 
 from __future__ import annotations
@@ -168,8 +170,62 @@ END
 $fn$;
 """
 
+# Web3MQ v2: main keys, session keys and bound wallets in the user's row (guarded by its row
+# lock like the rest of it), and an index of bound addresses that keeps each wallet unique. The
+# trigger keeps a wallet from being one user's own and another's bound: both sides take one
+# advisory lock per address, so of two racing writers the second sees the first's commit.
+_WEB3MQ_V2 = """
+ALTER TABLE {p}users
+    ADD COLUMN main_pubkey   text,
+    ADD COLUMN session_keys  jsonb NOT NULL DEFAULT '[]',
+    ADD COLUMN bound_wallets jsonb NOT NULL DEFAULT '[]';
+
+CREATE TABLE {p}bindings (
+    address text PRIMARY KEY,
+    userid  text NOT NULL REFERENCES {p}users (userid) ON UPDATE CASCADE ON DELETE CASCADE
+);
+
+CREATE FUNCTION {p}guard_wallet() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('{p}wallet:' || NEW.address, 0));
+    IF TG_TABLE_NAME = '{p}users' THEN
+        IF EXISTS (SELECT FROM {p}bindings WHERE address = NEW.address) THEN
+            RAISE EXCEPTION 'this wallet is bound to a user' USING ERRCODE = 'WA001';
+        END IF;
+    ELSIF EXISTS (SELECT FROM {p}users WHERE address = NEW.address) THEN
+        RAISE EXCEPTION 'this wallet is a user of its own' USING ERRCODE = 'WA001';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+
+CREATE TRIGGER {p}users_wallet BEFORE INSERT OR UPDATE OF address ON {p}users
+    FOR EACH ROW EXECUTE FUNCTION {p}guard_wallet();
+CREATE TRIGGER {p}bindings_wallet BEFORE INSERT OR UPDATE ON {p}bindings
+    FOR EACH ROW EXECUTE FUNCTION {p}guard_wallet();
+
+CREATE FUNCTION {p}save_all(
+    p_userid text, p_address text, p_did_type text, p_first double precision,
+    p_last double precision, p_keys text[], p_nickname text, p_avatar_url text,
+    p_avatar bytea, p_avatar_type text, p_main_pubkey text, p_session_keys jsonb,
+    p_bound_wallets jsonb
+) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM {p}save(
+        p_userid, p_address, p_did_type, p_first, p_last, p_keys, p_nickname, p_avatar_url,
+        p_avatar, p_avatar_type
+    );
+    UPDATE {p}users SET main_pubkey = p_main_pubkey, session_keys = p_session_keys,
+        bound_wallets = p_bound_wallets WHERE userid = p_userid;
+    DELETE FROM {p}bindings WHERE userid = p_userid;
+    INSERT INTO {p}bindings (address, userid)
+        SELECT w ->> 1, p_userid FROM jsonb_array_elements(p_bound_wallets) AS w;
+END
+$fn$;
+"""
+
 #: Migration N (1-based) is ``MIGRATIONS[N - 1]``; append, never edit a released one.
-MIGRATIONS: tuple[str, ...] = (_USERS, _FUNCTIONS)
+MIGRATIONS: tuple[str, ...] = (_USERS, _FUNCTIONS, _WEB3MQ_V2)
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
