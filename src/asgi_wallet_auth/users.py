@@ -137,6 +137,9 @@ def merge_login(current: UserRecord | None, login: UserRecord, max_devices: int)
             login.avatar_url,
             login.avatar,
             login.avatar_type,
+            login.main_pubkey,
+            login.session_keys,
+            login.bound_wallets,
         )
     if login.device_keys:
         fresh = [k for k in current.device_keys if k not in login.device_keys]
@@ -156,6 +159,10 @@ def merge_login(current: UserRecord | None, login: UserRecord, max_devices: int)
         current.avatar_url if current.avatar_url is not None else login.avatar_url,
         current.avatar if has_avatar else login.avatar,
         current.avatar_type if has_avatar else login.avatar_type,
+        # A login carries no keys of Web3MQ v2 (those change only through their own routes).
+        current.main_pubkey,
+        current.session_keys,
+        current.bound_wallets,
     )
 
 
