@@ -35,8 +35,8 @@ from asgi_wallet_auth.siwe import (
     parse_rfc3339,
 )
 
-# The spruceid/siwe conformance vectors live beside the project, never in it.
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "siwe"
+# The spruceid/siwe conformance vectors, copied unchanged with their licence notice.
+VECTORS = Path(__file__).resolve().parent / "vectors" / "siwe"
 #: Case counts documented in the vectors' README; a short or empty file must not pass silently.
 VECTOR_COUNTS = {
     "parsing_positive.json": 19,
@@ -148,16 +148,8 @@ def verify_bindings(message: SiweMessage, **overrides: Any) -> dict[str, Any]:
 
 
 def vector_cases(file_name: str) -> list[Any]:
-    """One param per vector (id = its name); a single skipped param if the folder is absent."""
+    """One param per vector (id = its name); the files ship with the tests (tests/vectors)."""
     path = VECTORS / file_name
-    if not path.is_file():
-        reason = (
-            f"SIWE conformance vectors not found at {path}: they live beside the project in "
-            "../shared/vectors/siwe (present in CI) and are never copied into the repository"
-        )
-        return [
-            pytest.param(None, None, id="vectors-absent", marks=pytest.mark.skip(reason=reason))
-        ]
     cases = json.loads(path.read_text(encoding="utf-8"))
     return [pytest.param(name, case, id=name) for name, case in cases.items()]
 
@@ -177,8 +169,6 @@ def vector_now(case: dict[str, Any], message: SiweMessage) -> float:
 @pytest.mark.parametrize(("file_name", "count"), sorted(VECTOR_COUNTS.items()))
 def test_vector_files_hold_the_documented_number_of_cases(file_name: str, count: int) -> None:
     path = VECTORS / file_name
-    if not path.is_file():
-        pytest.skip(f"SIWE conformance vectors not found at {path} (../shared/vectors/siwe)")
     assert len(json.loads(path.read_text(encoding="utf-8"))) == count
 
 
@@ -231,8 +221,6 @@ def test_the_issuance_rule_is_stricter_than_the_vectors() -> None:
     # At (2022-01-05), and its Expiration Time (2021-01-05) precedes its Issued At. EIP-4361
     # verification accepts that; the login service's extra issuance rule refuses it.
     path = VECTORS / "verification_positive.json"
-    if not path.is_file():
-        pytest.skip(f"SIWE conformance vectors not found at {path} (../shared/vectors/siwe)")
     case = json.loads(path.read_text(encoding="utf-8"))["expired message"]
     message = SiweMessage.from_fields(message_fields(case))
     now = vector_now(case, message)

@@ -155,6 +155,12 @@ class IdentityConflict(WalletAuthError):
     code, status, msg = 40901, 409, "identity is bound to another wallet"
 
 
+class CorsRejected(WalletAuthError):
+    """A CORS preflight from an origin, or asking for a method or header, that is not allowed."""
+
+    code, status, msg = 40304, 403, "origin, method or header not allowed by CORS"
+
+
 # Transport-level refusals.
 class NotFound(WalletAuthError):
     """No such route in the login application."""
@@ -195,6 +201,7 @@ class StoreUnavailable(WalletAuthError):
 __all__ = [
     "AuthenticationFailed",
     "BodyTooLarge",
+    "CorsRejected",
     "CsrfRejected",
     "IdentityConflict",
     "InsufficientScope",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import coincurve
@@ -24,7 +25,7 @@ from asgi_wallet_auth import MemoryUserStore, WalletAuth
 from asgi_wallet_auth import signatures as signatures_module
 from asgi_wallet_auth.routes import secret as secret_routes
 from asgi_wallet_auth.siwe import parse_rfc3339
-from tests.conftest import SHARED, T0, FakeClock, client_for, sign_text
+from tests.conftest import T0, FakeClock, client_for, sign_text
 from tests.helpers import get_secret, make_auth, siwe_text
 from tests.security.support import assert_refused, assert_token, web3mq_login_body
 
@@ -34,7 +35,7 @@ NOW_MS = int(T0 * 1000)
 USERID = "user:attack-signature"
 DEVICE = nacl.signing.SigningKey(bytes(range(164, 196)))
 WEB3MQ_ROUTE = "/api/user_login/"
-EIP1271_VECTORS = SHARED / "vectors" / "siwe" / "eip1271.json"
+EIP1271_VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "siwe" / "eip1271.json"
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -262,8 +263,6 @@ async def test_out_of_range_r_or_s_cannot_log_in(
 
 
 def _eip1271_vectors() -> dict[str, dict[str, str]]:
-    if not EIP1271_VECTORS.is_file():
-        pytest.skip(f"EIP-1271 vectors not found at {EIP1271_VECTORS} (../shared is absent)")
     vectors: dict[str, dict[str, str]] = json.loads(EIP1271_VECTORS.read_text("utf-8"))
     return vectors
 
