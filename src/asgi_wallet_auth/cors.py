@@ -168,13 +168,17 @@ class CorsPolicy:
     def wrap(self, scope: Scope, send: Send) -> Send:
         """``send`` with this policy's headers written into the answer's start."""
         added = self.response_headers(scope)
+        # Where this policy allows the origin, its headers replace any an inner layer wrote;
+        # where it does not, an inner layer's own (the JS client's public ``*``) stays.
+        allows = any(k == b"access-control-allow-origin" for k, _ in added)
+        replacing = _OWN_HEADERS if allows else frozenset()
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 kept = [
                     (k, v)
                     for k, v in message.get("headers", [])
-                    if k.lower() not in _OWN_HEADERS
+                    if k.lower() not in replacing
                     and not (k.lower() == b"vary" and v.lower() == b"origin")
                 ]
                 message = {**message, "headers": [*kept, *added]}
