@@ -28,10 +28,16 @@ function busy(on) {
   for (const button of document.querySelectorAll("button")) button.disabled = on;
 }
 
+function inWords(seconds) {
+  if (seconds >= 2 * 86400) return `${Math.round(seconds / 86400)} days`;
+  if (seconds >= 2 * 3600) return `${Math.round(seconds / 3600)} hours`;
+  return `${Math.max(0, Math.round(seconds / 60))} minutes`;
+}
+
 function showExpiry(session) {
   const when = new Date(session.expiresAt * 1000);
-  const minutes = Math.round((session.expiresAt * 1000 - Date.now()) / 60000);
-  $("expiry").textContent = `${when.toLocaleString()} (in about ${minutes} minutes)`;
+  const left = session.expiresAt - Date.now() / 1000;
+  $("expiry").textContent = `${when.toLocaleString()} (in about ${inWords(left)})`;
 }
 
 async function showMe() {
