@@ -106,6 +106,8 @@ class StandInWallet:
     chain_id: int = 1
     mode: str = "eip6963"  # or "legacy" (window.ethereum only) or "none"
     reject: bool = False
+    #: A broken wallet: signs with this other key instead of the account's.
+    signer: LocalAccount | None = None
     signed: list[str] = field(default_factory=list)
 
     def sign(self, data_hex: str, address: str) -> str:
@@ -113,7 +115,8 @@ class StandInWallet:
         assert address.lower() == self.account.address.lower(), "asked to sign for another address"
         message = bytes.fromhex(data_hex.removeprefix("0x"))
         self.signed.append(message.decode("utf-8"))
-        signature = self.account.sign_message(encode_defunct(primitive=message)).signature.hex()
+        key = self.signer or self.account
+        signature = key.sign_message(encode_defunct(primitive=message)).signature.hex()
         return signature if signature.startswith("0x") else "0x" + signature
 
     def install(self, context: Any) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from Crypto.Hash import keccak
 from eth_account import Account
@@ -22,7 +23,7 @@ from tests.browser_support import (
     keep_screenshot,
     static_server,
 )
-from tests.conftest import WALLET_KEY
+from tests.conftest import OTHER_KEY, WALLET_KEY
 from tests.processes import free_port, running_service
 
 
@@ -228,3 +229,175 @@ def test_the_client_hashes_and_checksums_as_python_does(
         assert got["checksums"][0] == account.address
     finally:
         page.context.close()
+
+
+# -- a dapp on another origin, with the JS client ------------------------------------------------
+
+
+def open_dapp(chromium: Any, wallet: StandInWallet, url: str) -> Any:
+    page = open_page(chromium, wallet, url)
+    page.wait_for_selector("body[data-ready=yes]")
+    return page
+
+
+def test_a_dapp_on_another_origin_signs_in_calls_me_refreshes_and_signs_out(
+    chromium: Any, service: str, ports: dict[str, int], account: LocalAccount
+) -> None:
+    wallet = StandInWallet(account)
+    # Another site altogether (localhost, not 127.0.0.1), allowed by --cors-origin.
+    page = open_dapp(chromium, wallet, f"http://localhost:{ports['dapp']}/bearer.html")
+    try:
+        result = page.evaluate(
+            """async (service) => {
+                const [wallet] = await client.discoverWallets();
+                const session = await auth.signIn(wallet.provider);
+                const token = auth._token;
+                const me = await (await auth.fetchWithAuth(service + "/me")).json();
+                const before = session.expiresAt;
+                await auth.refresh();
+                const refreshed = auth._token !== token;
+                await auth.signOut();
+                // The old token is revoked: the middleware's 401 is readable here, because it
+                // carries the CORS headers too.
+                const old = await fetch(
+                    service + "/me", {headers: {Authorization: `Bearer ${token}`}});
+                const anonymous = await auth.fetchWithAuth(service + "/me");
+                return {
+                    session, me, before, refreshed, oldStatus: old.status,
+                    oldBody: await old.json(), anonymous: await anonymous.json(),
+                };
+            }""",
+            service,
+        )
+        assert result["session"]["address"] == account.address
+        assert result["session"]["transport"] == "bearer"
+        assert result["me"]["data"]["address"] == account.address
+        assert result["refreshed"] is True
+        assert result["oldStatus"] == 401 and result["oldBody"]["code"] == 40111
+        assert result["anonymous"]["code"] == 40112
+        (message,) = wallet.signed
+        assert message.startswith(service.removeprefix("http://") + " wants you to sign in")
+    finally:
+        page.context.close()
+
+
+def test_a_service_refusal_reaches_the_dapp_as_a_typed_error(
+    chromium: Any, service: str, ports: dict[str, int], account: LocalAccount
+) -> None:
+    wallet = StandInWallet(account, signer=Account.from_key(OTHER_KEY))  # signs with another key
+    page = open_dapp(chromium, wallet, f"http://localhost:{ports['dapp']}/bearer.html")
+    try:
+        error = page.evaluate(
+            """async () => {
+                const [wallet] = await client.discoverWallets();
+                try {
+                    await auth.signIn(wallet.provider);
+                } catch (e) {
+                    return {name: e.name, code: e.code, msg: e.msg, status: e.status,
+                            typed: e instanceof client.WalletAuthError, session: auth.session};
+                }
+            }"""
+        )
+        assert error["typed"] is True and error["name"] == "WalletAuthError"
+        assert (error["status"], error["code"]) == (401, 40101)
+        assert error["msg"] == "signature does not match the wallet address"
+        assert error["session"] is None
+    finally:
+        page.context.close()
+
+
+def test_a_page_on_an_origin_that_is_not_listed_cannot_call_the_service(
+    chromium: Any, service: str, ports: dict[str, int], account: LocalAccount
+) -> None:
+    stranger = f"http://localhost:{ports['stranger']}"
+    page = open_dapp(chromium, StandInWallet(account), stranger + "/bearer.html")
+    try:
+        # The client itself is public code any page may import; the service's answers are not.
+        outcome = page.evaluate(
+            """async (service) => {
+                const failures = [];
+                try { await auth.info(); } catch (e) { failures.push(e.name); }
+                try {
+                    await fetch(service + "/login_random_secret", {method: "POST",
+                        headers: {"Content-Type": "application/json"},
+                        body: JSON.stringify({wallet_address: "0x" + "ab".repeat(20)})});
+                } catch (e) { failures.push(e.name); }
+                return failures;
+            }""",
+            service,
+        )
+        assert outcome == ["TypeError", "TypeError"]  # what fetch throws on a CORS failure
+    finally:
+        page.context.close()
+    # What the browser was told: a refused preflight, and no Access-Control-Allow-Origin.
+    preflight = httpx.options(
+        service + "/login_random_secret",
+        headers={"origin": stranger, "access-control-request-method": "POST"},
+    )
+    assert preflight.status_code == 403 and preflight.json()["code"] == 40304
+    assert "access-control-allow-origin" not in preflight.headers
+    listed = httpx.options(
+        service + "/login_random_secret",
+        headers={
+            "origin": f"http://localhost:{ports['dapp']}",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type",
+        },
+    )
+    assert listed.status_code == 200
+    assert listed.headers["access-control-allow-origin"] == f"http://localhost:{ports['dapp']}"
+    assert listed.headers["access-control-allow-credentials"] == "true"
+
+
+def test_cookies_cross_origins_with_the_csrf_token(
+    chromium: Any, cookie_service: str, ports: dict[str, int], account: LocalAccount
+) -> None:
+    wallet = StandInWallet(account)
+    page = open_dapp(chromium, wallet, f"http://127.0.0.1:{ports['dapp']}/cookie.html")
+    context = page.context
+    try:
+        signed_in = page.evaluate(
+            """async (service) => {
+                const [wallet] = await client.discoverWallets();
+                const session = await auth.signIn(wallet.provider);
+                const me = await (await auth.fetchWithAuth(service + "/me")).json();
+                // Without the CSRF header, the cookie alone cannot log anyone out.
+                const forged = await fetch(
+                    service + "/logout", {method: "POST", credentials: "include"});
+                const refusal = [forged.status, (await forged.json()).code];
+                return {session, token: auth._token, me, forged: refusal};
+            }""",
+            cookie_service,
+        )
+        assert signed_in["session"]["transport"] == "cookie"
+        assert signed_in["token"] is None  # the page keeps no token: the cookie is HttpOnly
+        assert signed_in["me"]["data"]["address"] == account.address
+        assert signed_in["forged"] == [403, 40303]
+        cookies = {c["name"]: c for c in context.cookies(cookie_service)}
+        assert cookies["wallet_auth"]["httpOnly"] is True
+        assert cookies["wallet_auth"]["sameSite"] == "Lax"
+        assert cookies["wallet_auth_csrf"]["httpOnly"] is False
+
+        signed_out = page.evaluate(
+            """async (service) => {
+                await auth.refresh();
+                const after = await (await auth.fetchWithAuth(service + "/me")).json();
+                await auth.signOut();
+                const gone = await fetch(service + "/me", {credentials: "include"});
+                return {after: after.code, gone: [gone.status, (await gone.json()).code]};
+            }""",
+            cookie_service,
+        )
+        assert signed_out["after"] == 0
+        assert signed_out["gone"] == [401, 40112]
+        assert not [c for c in context.cookies(cookie_service) if c["name"] == "wallet_auth"]
+
+        # The service's own page in cookie mode says where the session is kept.
+        own = context.new_page()
+        own.goto(cookie_service + "/")
+        own.get_by_role("button", name="Test Wallet").click()
+        own.locator("#session").wait_for(state="visible")
+        assert "HttpOnly cookie" in own.locator("#transport").inner_text()
+        own.wait_for_function("document.getElementById('me').textContent.includes('eip155')")
+    finally:
+        context.close()
