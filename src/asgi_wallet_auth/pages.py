@@ -27,7 +27,8 @@ _TYPES = {
     "signin.js": b"text/javascript; charset=utf-8",
     "signin.css": b"text/css; charset=utf-8",
 }
-_URL_RE = re.compile(r"(?:https?://[A-Za-z0-9.\-\[\]:]+)?(?:/[A-Za-z0-9._~\-/]*)?")
+# An origin and/or a path; never ``//host`` (a path that browsers read as another origin).
+_URL_RE = re.compile(r"(?:https?://[A-Za-z0-9.\-\[\]:]+)?(?:/(?!/)[A-Za-z0-9._~\-/]*)?")
 _COMMON: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
