@@ -175,10 +175,15 @@ def test_a_wallet_on_a_chain_the_service_does_not_accept_is_told_which_to_use(
 
 def test_without_a_wallet_the_page_says_how_to_get_one(chromium: Any, service: str) -> None:
     wallet = StandInWallet(Account.from_key(WALLET_KEY), mode="none")
-    page = open_page(chromium, wallet, service + "/")
+    # Opened as localhost while the service signs in as 127.0.0.1: the page says so.
+    local = service.replace("127.0.0.1", "localhost")
+    page = open_page(chromium, wallet, local + "/")
     try:
         page.get_by_text("No wallet found.").wait_for()
         assert page.locator("#wallets button").count() == 0
+        notice = page.locator("#service").inner_text()
+        assert f"You sign in to {service.removeprefix('http://')}." in notice
+        assert f"This page is {local.removeprefix('http://')}" in notice
     finally:
         page.context.close()
 
