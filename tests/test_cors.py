@@ -44,6 +44,7 @@ def _preflight(origin: str, method: str = "POST", headers: str = "content-type")
     [
         ({}, "must name at least one origin"),
         ({"allow_origins": "https://a.example"}, "must be a list of origins"),
+        ({"allow_origins": [["https://a.example"]]}, "must hold strings"),
         ({"allow_origins": ["*"]}, "cannot go with credentials"),
         ({"allow_origins": ["*", DAPP], "allow_credentials": False}, "list no other beside it"),
         ({"allow_origins": ["https://app.example.org/"]}, "no path, query or slash"),

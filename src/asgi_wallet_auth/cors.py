@@ -26,6 +26,7 @@ _ORIGIN_RE = re.compile(
 )
 _TOKEN_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+_EXAMPLE = "https://app.example.com"
 #: Headers the policy itself writes: removed from an answer before it writes them, so that two
 #: layers applying one policy (the service's middleware around the mounted app) never repeat one.
 _OWN_HEADERS = frozenset(
@@ -92,6 +93,10 @@ class CorsSettings:
                 "allow_origins must be a list of origins, "
                 "e.g. CorsSettings(allow_origins=['https://app.example.com'])"
             )
+        origins = list(origins)
+        for origin in origins:
+            if not isinstance(origin, str):
+                raise ValueError(f"allow_origins must hold strings such as {_EXAMPLE!r}")
         origins = tuple(dict.fromkeys(origins))
         if not origins:
             raise ValueError(
