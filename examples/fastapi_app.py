@@ -9,15 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exception_handlers import http_exception_handler
 from settings import auth_from_env
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from asgi_wallet_auth import WalletUser
-from asgi_wallet_auth.fastapi import CurrentWallet, add_wallet_auth
+from asgi_wallet_auth.errors import MethodNotAllowed, NotFound
+from asgi_wallet_auth.fastapi import CurrentWallet, add_wallet_auth, envelope_error_handler
 
 auth = auth_from_env()
 app = FastAPI(title="Wallet login example")
 add_wallet_auth(app, auth, prefix="/auth")
+
+
+@app.exception_handler(HTTPException)
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """Unknown routes and wrong methods in the envelope too (40401, 40501), like /auth's."""
+    kind = {404: NotFound, 405: MethodNotAllowed}.get(exc.status_code)
+    if kind is None:
+        return await http_exception_handler(request, exc)
+    return await envelope_error_handler(request, kind(headers=exc.headers))
 
 
 @app.get("/me")

@@ -139,7 +139,8 @@ def test_openapi_declares_the_bearer_scheme_and_the_login_bodies(auth: WalletAut
     assert scheme == {
         "type": "http",
         "scheme": "bearer",
-        "description": "An access token from POST /login (or /api/user_login/).",
+        # The route where this app mounted it, not the bare /login.
+        "description": "An access token from POST /auth/login (or /auth/api/user_login/).",
     }
     assert {"WalletAuth": []} in schema["paths"]["/me"]["get"]["security"]
     assert {"WalletAuth": []} in schema["paths"]["/auth/refresh"]["get"]["security"]

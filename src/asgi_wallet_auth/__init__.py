@@ -8,6 +8,7 @@ from __future__ import annotations
 from .app import WalletAuth
 from .chains import ChainRegistry, ChainVerifier, EthereumVerifier, SolanaVerifier
 from .cookies import CookieSettings
+from .cors import CorsSettings
 from .credentials import Authenticator
 from .errors import WalletAuthError
 from .middleware import WalletAuthMiddleware
@@ -33,6 +34,7 @@ __all__ = [
     "ChainRegistry",
     "ChainVerifier",
     "CookieSettings",
+    "CorsSettings",
     "EthereumVerifier",
     "LoginHook",
     "LoginSettings",

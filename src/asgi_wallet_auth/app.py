@@ -19,11 +19,13 @@ from .chains.ethereum import EthereumVerifier
 from .compat import settings_from_keywords, warn_legacy
 from .cookies import CookieSettings
 from .core import Route, logger
+from .cors import CorsPolicy, CorsSettings
 from .envelope import send_error
 from .errors import MethodNotAllowed, NotFound, WalletAuthError
 from .ratelimit import RateLimit
 from .routes.secret import SecretLogin
 from .routes.session import SessionRoutes
+from .routes.siwe import SignInInfo
 from .routes.web3mq import Web3MQLogin
 from .routes.web3mq_profile import Web3MQProfileRoutes
 from .routes.web3mq_v2 import Web3MQV2Routes
@@ -76,7 +78,8 @@ class WalletAuth:
     ``login=LoginSettings(...)``, ``web3mq=Web3MQSettings(...)``, ``cookie=CookieSettings(...)``,
     ``rate_limit=RateLimit(...)``; ``Web3MQSettings(v2=Web3MQV2Settings())`` adds the routes
     Web3MQ's JavaScript SDK calls (docs/web3mq.md); ``chains`` lists the chains whose wallets
-    may log in (default: Ethereum, any chain id).
+    may log in (default: Ethereum, any chain id). ``cors=CorsSettings(...)`` lets dapps on other
+    origins call the routes from a browser (docs/browser.md); ``GET /siwe`` tells them what to sign.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class WalletAuth:
         web3mq: Web3MQSettings | None = None,
         cookie: CookieSettings | None = None,
         rate_limit: RateLimit | None = None,
+        cors: CorsSettings | None = None,
         on_login: LoginHook | None = None,
         on_refresh: LoginHook | None = None,
         clock: Callable[[], float] = time.time,
@@ -119,6 +123,7 @@ class WalletAuth:
             ("web3mq", self.web3mq_settings, Web3MQSettings),
             ("cookie", cookie, CookieSettings),
             ("rate_limit", rate_limit, RateLimit),
+            ("cors", cors, CorsSettings),
         ):
             if value is not None and not isinstance(value, kind):
                 raise ValueError(f"{name} must be None or a {kind.__name__}(...)")
@@ -151,6 +156,13 @@ class WalletAuth:
                 raise ValueError(f"{name} must implement the {proto.__name__} protocol")
         self.cookie = cookie
         self.rate_limit = rate_limit
+        self.cors = cors
+        # The CSRF header travels cross-origin too: a preflight must allow it.
+        self.cors_policy = (
+            None
+            if cors is None
+            else CorsPolicy(cors, extra_headers=() if cookie is None else [cookie.csrf_header_name])
+        )
 
         self.sessions = SessionLayer(
             secret_key=key,
@@ -194,6 +206,15 @@ class WalletAuth:
             ),
             SessionRoutes(self.sessions),
             *self._web3mq_v2_families(self.web3mq_settings.v2),
+            SignInInfo(
+                self.login_settings,
+                domain=self.domain,
+                uri=self.uri,
+                chains=self.chains,
+                cookie=cookie,
+                logout=self.token_settings.revocation,
+                clock=clock,
+            ),
         )
         self.routes: Mapping[str, Route] = {
             route.path: route for family in families for route in family.routes()
@@ -277,6 +298,11 @@ class WalletAuth:
             return None, receive
         return await self.signed.user(scope, receive)
 
+    def cors_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        """The ``Access-Control-*`` headers for an answer to ``scope`` (none without ``cors``)."""
+        policy = self.cors_policy
+        return [] if policy is None else policy.response_headers(scope)
+
     # -- ASGI ------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -289,8 +315,14 @@ class WalletAuth:
             if kind == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
             return
+        policy = self.cors_policy
+        if policy is not None:
+            send = policy.wrap(scope, send)  # every answer below, refusals included
         try:
             route = self._route(scope)
+            if policy is not None and policy.is_preflight(scope):
+                await policy.preflight(scope, send, route.methods)
+                return
             if scope["method"] not in route.methods:
                 raise MethodNotAllowed(headers={"allow": ", ".join(route.methods)})
             limit = self.rate_limit

@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="run the standalone auth service (in-memory nonces, SQLite users)",
-        description="Serve POST /login_random_secret, POST /login, GET /refresh and GET /me. "
+        description="Serve POST /login_random_secret, POST /login, GET|POST /refresh, "
+        "POST /logout, GET /siwe (what to sign) and GET /me, with a sign-in page at / and the "
+        "JS client at /wallet-auth.js. "
         "The signing secret comes from $WALLET_AUTH_SECRET, or is generated once and kept in a "
         "0600 file beside the database.",
     )

@@ -21,8 +21,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``serve``."""
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="listen port (default 8000)")
-    parser.add_argument("--domain", help="EIP-4361 domain (default: host:port)")
-    parser.add_argument("--uri", help="EIP-4361 URI (default: http://host:port)")
+    parser.add_argument(
+        "--domain",
+        help="EIP-4361 domain: the host:port browsers open the sign-in page at (default: "
+        "host:port, localhost:port when listening on every address)",
+    )
+    parser.add_argument("--uri", help="EIP-4361 URI (default: http://DOMAIN)")
     parser.add_argument(
         "--db",
         default=_DEFAULT_DB,
@@ -80,7 +84,32 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="accept Web3MQ's ed25519-signed requests as a credential (session and device keys)",
     )
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--chain-id",
+        action="append",
+        type=int,
+        default=[],
+        metavar="ID",
+        help="an EIP-155 chain id an EIP-4361 message may name; repeatable (default: any)",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let a dapp's pages at this origin (https://app.example.com) call the service from "
+        "a browser, with credentials; repeatable (default: none, same origin only)",
+    )
+    parser.add_argument(
+        "--cookies",
+        action="store_true",
+        help="also keep the session in an HttpOnly cookie with a CSRF token (Secure where "
+        "--uri is https)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the least important messages printed (default info: one line per request)",
     )
 
 
@@ -124,23 +153,31 @@ def serve(args: argparse.Namespace) -> int:
             print(failure, file=sys.stderr)
             return 2
     authority = _authority(args.host, args.port)
-    domain = args.domain or authority
+    # Browsers cannot open 0.0.0.0 or [::]: the page they can open is on localhost.
+    listening_everywhere = args.host in ("0.0.0.0", "::")  # noqa: S104 - compared, not bound
+    domain = args.domain or (f"localhost:{args.port}" if listening_everywhere else authority)
     uri = args.uri or f"http://{domain}"
     secret = service.load_or_create_secret(db.parent)
     chains_env = {
         service.RPC_URLS_ENV: " ".join(args.rpc_url),
         service.DEFAULT_CHAIN_ENV: str(args.default_chain_id or ""),
         service.SOLANA_CLUSTERS_ENV: ",".join(args.solana_cluster),
+        service.CHAIN_IDS_ENV: " ".join(str(c) for c in args.chain_id),
+        service.CORS_ORIGINS_ENV: " ".join(args.cors_origin),
+        service.COOKIES_ENV: "1" if args.cookies else "",
     }
     chains_env[service.WEB3MQ_URIS_ENV] = " ".join(args.web3mq_uri)
     chains_env[service.SIGNED_REQUESTS_ENV] = "1" if args.signed_requests else ""
     try:  # built once here so that a bad setting stops the command, not each worker
+        cors, cookie = service.browser_settings(chains_env, uri)
         WalletAuth(
             secret_key=secret,
             domain=domain,
             uri=uri,
             chains=service.chains_from_env(chains_env),
             web3mq=service.web3mq_from_env(chains_env, uri),
+            cors=cors,
+            cookie=cookie,
         )
     except ValueError as exc:
         print(f"configuration error: {redact(str(exc))}", file=sys.stderr)
@@ -173,6 +210,7 @@ def serve(args: argparse.Namespace) -> int:
         f"{'PostgreSQL' if database_url else db.name})",
         flush=True,
     )
+    print(f"sign-in page: {uri.rstrip('/')}/", flush=True)
     uvicorn.run(
         "asgi_wallet_auth.service:app_from_env",
         factory=True,

@@ -59,6 +59,19 @@ class Authenticator(Protocol):
         ...
 
 
+@runtime_checkable
+class CorsHeaders(Protocol):
+    """An ``Authenticator`` that also serves browsers on other origins (``WalletAuth`` is one).
+
+    Optional: the middleware asks for these headers on the 401s it answers itself, so that a
+    dapp's page can read why it was refused.
+    """
+
+    def cors_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        """The ``Access-Control-*`` headers for an answer to this request (may be empty)."""
+        ...
+
+
 def bearer_token(scope: Scope) -> str | None:
     """The bearer token of the ``Authorization`` header, None when there is none.
 
@@ -102,4 +115,4 @@ def query_token(scope: Scope) -> str | None:
     return token
 
 
-__all__ = ["Authenticator", "bearer_token", "query_token"]
+__all__ = ["Authenticator", "CorsHeaders", "bearer_token", "query_token"]

@@ -71,9 +71,12 @@ async def send_ok(send: Send, data: Any, headers: Iterable[tuple[bytes, bytes]] 
     await send_json(send, 200, render(0, "ok", data), headers)
 
 
-async def send_error(send: Send, error: WalletAuthError) -> None:
-    """Send the envelope of a refusal with its status and headers."""
+async def send_error(
+    send: Send, error: WalletAuthError, extra: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Send the envelope of a refusal with its status and headers (and ``extra`` ones)."""
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+    headers.extend(extra)
     await send_json(send, error.status, render(error.code, error.msg, None), headers)
 
 

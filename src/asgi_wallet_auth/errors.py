@@ -179,6 +179,12 @@ class WalletAlreadyBound(IdentityConflict):
     code, msg = 40903, "this wallet belongs to another user"
 
 
+class CorsRejected(WalletAuthError):
+    """A CORS preflight from an origin, or asking for a method or header, that is not allowed."""
+
+    code, status, msg = 40304, 403, "origin, method or header not allowed by CORS"
+
+
 # Transport-level refusals.
 class NotFound(WalletAuthError):
     """No such route in the login application."""
@@ -225,6 +231,7 @@ class StoreUnavailable(WalletAuthError):
 __all__ = [
     "AuthenticationFailed",
     "BodyTooLarge",
+    "CorsRejected",
     "CsrfRejected",
     "IdentityConflict",
     "InsufficientScope",

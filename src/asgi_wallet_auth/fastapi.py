@@ -286,6 +286,25 @@ def add_wallet_auth(
     app.include_router(login_router(auth), prefix=prefix, include_in_schema=include_in_schema)
     app.add_middleware(WalletAuthMiddleware, auth=auth)
     app.add_exception_handler(WalletAuthError, envelope_error_handler)
+    _name_login_route(app, prefix)
+
+
+def _name_login_route(app: FastAPI, prefix: str) -> None:
+    """Make the security scheme's description name the login route where it is mounted."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = build()
+        schemes = schema.get("components", {}).get("securitySchemes", {})
+        scheme = schemes.get(bearer_scheme.scheme_name)
+        if fresh and isinstance(scheme, dict):
+            scheme["description"] = (
+                f"An access token from POST {prefix}/login (or {prefix}/api/user_login/)."
+            )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 __all__ = [

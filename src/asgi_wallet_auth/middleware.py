@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .credentials import Authenticator, bearer_token, query_token
+from .credentials import Authenticator, CorsHeaders, bearer_token, query_token
 from .envelope import header, send_error
 from .errors import WalletAuthError
 
@@ -50,6 +50,8 @@ class WalletAuthMiddleware:
             {} if auth.token_cache_size and not auth.revocation else None
         )
         self._clock = auth.clock
+        # Refusals a page on another origin must be able to read (WalletAuth(cors=...)).
+        self._cors = auth.cors_headers if isinstance(auth, CorsHeaders) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Authenticate http and websocket scopes, then call the wrapped app."""
@@ -81,7 +83,8 @@ class WalletAuthMiddleware:
             if kind == "websocket":
                 await send({"type": "websocket.close", "code": _WS_POLICY_VIOLATION})
             else:
-                await send_error(send, error)
+                cors = self._cors
+                await send_error(send, error, () if cors is None else cors(scope))
             return
         await self.app(scope, receive, send)
 

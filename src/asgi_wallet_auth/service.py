@@ -1,4 +1,5 @@
-"""The standalone auth service: the login routes at ``/`` plus a protected ``GET /me``."""
+"""The standalone auth service: the login routes at ``/`` plus a protected ``GET /me``, and the
+sign-in page at ``/`` with the JS client at ``/wallet-auth.js``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from starlette.routing import Mount, Route
 
 from .app import WalletAuth
 from .chains import ChainVerifier, EthereumVerifier, SolanaVerifier
+from .cookies import CookieSettings
+from .cors import CorsSettings
 from .envelope import render
 from .errors import TokenMissing
 from .settings import TokenSettings, Web3MQSettings, Web3MQV2Settings
@@ -54,8 +57,15 @@ async def me(request: Request) -> Response:
 
 
 def create_service_app(auth: WalletAuth) -> Starlette:
-    """A Starlette app serving ``auth``'s routes at ``/`` and ``GET /me`` behind the middleware."""
+    """A Starlette app serving ``auth``'s routes at ``/`` and ``GET /me`` behind the middleware,
+    the sign-in page at ``/`` and the JS client at ``/wallet-auth.js``.
+
+    With ``auth.cors`` set, ``CorsMiddleware`` is the outermost layer: the page, the client,
+    ``/me`` and the middleware's 401s get the same policy as the login routes.
+    """
+    from .cors import CorsMiddleware
     from .middleware import WalletAuthMiddleware
+    from .pages import CLIENT_FILE, SignInPage
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -64,12 +74,34 @@ def create_service_app(auth: WalletAuth) -> Starlette:
             yield
         finally:
             await auth.aclose()
+            await close_store(auth.user_store)
 
+    page = SignInPage(auth_url="", me_url="/me")
+    middleware = [Middleware(WalletAuthMiddleware, auth=auth)]
+    if auth.cors is not None:
+        csrf = [] if auth.cookie is None else [auth.cookie.csrf_header_name]
+        middleware.insert(0, Middleware(CorsMiddleware, cors=auth.cors, extra_headers=csrf))
     return Starlette(
-        routes=[Route("/me", me, methods=["GET"]), Mount("", app=auth)],
-        middleware=[Middleware(WalletAuthMiddleware, auth=auth)],
+        routes=[
+            Route("/me", me, methods=["GET"]),
+            *(Route(f"/{name}", page) for name in ("", CLIENT_FILE, "signin.js", "signin.css")),
+            Mount("", app=auth),
+        ],
+        middleware=middleware,
         lifespan=lifespan,
     )
+
+
+async def close_store(store: object) -> None:
+    """Close a user store at shutdown: PostgreSQL's pool, or SQLite's connection (closing the
+    last one folds its ``-wal`` and ``-shm`` files back into the database)."""
+    aclose = getattr(store, "aclose", None)
+    if callable(aclose):
+        await aclose()
+        return
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
 
 
 DOMAIN_ENV = "WALLET_AUTH_DOMAIN"
@@ -100,6 +132,11 @@ def web3mq_from_env(env: Mapping[str, str], uri: str) -> Web3MQSettings:
     )
 
 
+CORS_ORIGINS_ENV = "WALLET_AUTH_CORS_ORIGINS"
+COOKIES_ENV = "WALLET_AUTH_COOKIES"
+CHAIN_IDS_ENV = "WALLET_AUTH_CHAIN_IDS"
+
+
 def chains_from_env(env: Mapping[str, str]) -> list[ChainVerifier]:
     """The service's chains: Ethereum (contract wallets where RPC URLs are given) and Solana.
 
@@ -110,12 +147,14 @@ def chains_from_env(env: Mapping[str, str]) -> list[ChainVerifier]:
     specs = env.get(RPC_URLS_ENV, "").split()
     default_text = env.get(DEFAULT_CHAIN_ENV, "")
     default_chain = int(default_text) if default_text.strip() else None
-    ethereum = EthereumVerifier()
+    # ``WALLET_AUTH_CHAIN_IDS``: the EIP-155 chain ids an EIP-4361 message may name (blank: any).
+    chain_ids = [int(c) for c in env.get(CHAIN_IDS_ENV, "").split()] or None
+    ethereum = EthereumVerifier(chain_ids=chain_ids)
     if specs:
         from .rpc import RpcClient, parse_rpc_urls
 
         rpc = RpcClient(parse_rpc_urls(specs))
-        ethereum = EthereumVerifier(rpc=rpc, default_chain_id=default_chain)
+        ethereum = EthereumVerifier(rpc=rpc, default_chain_id=default_chain, chain_ids=chain_ids)
     elif default_chain is not None:
         raise ValueError("--default-chain-id needs an --rpc-url for that chain")
     clusters = [c for c in env.get(SOLANA_CLUSTERS_ENV, "").split(",") if c] or ["mainnet"]
@@ -157,8 +196,15 @@ def build_auth(
     redis_url: str | None,
     database_url: str | None = None,
     chains: Mapping[str, str] | None = None,
+    browser: Mapping[str, str] | None = None,
 ) -> WalletAuth:
-    """The service's ``WalletAuth``: users at ``database_url`` or in SQLite ``db``; revocation."""
+    """The service's ``WalletAuth``: users at ``database_url`` or in SQLite ``db``; revocation.
+
+    ``browser`` (default: the environment): ``WALLET_AUTH_CORS_ORIGINS`` (blank-separated
+    origins allowed by CORS) and ``WALLET_AUTH_COOKIES=1`` (the cookie transport, ``Secure``
+    where the URI is https).
+    """
+    cors, cookie = browser_settings(os.environ if browser is None else browser, uri)
     from .stores.sqlite import SQLiteUserStore
 
     nonce_store = None
@@ -175,7 +221,22 @@ def build_auth(
         tokens=TokenSettings(revocation=True),
         chains=chains_from_env(os.environ if chains is None else chains),
         web3mq=web3mq_from_env(os.environ if chains is None else chains, uri),
+        cors=cors,
+        cookie=cookie,
     )
+
+
+def browser_settings(
+    env: Mapping[str, str], uri: str
+) -> tuple[CorsSettings | None, CookieSettings | None]:
+    """The service's CORS and cookie settings from ``WALLET_AUTH_CORS_ORIGINS`` and ``_COOKIES``."""
+    origins = env.get(CORS_ORIGINS_ENV, "").split()
+    cors = CorsSettings(allow_origins=origins) if origins else None
+    cookie = None
+    if env.get(COOKIES_ENV) == "1":
+        # Plain http is for local use only; browsers drop Secure cookies sent over it elsewhere.
+        cookie = CookieSettings(secure=uri.startswith("https://"))
+    return cors, cookie
 
 
 def app_from_env() -> Starlette:
@@ -298,6 +359,9 @@ def load_or_create_secret(directory: Path) -> str:
 
 
 __all__ = [
+    "CHAIN_IDS_ENV",
+    "COOKIES_ENV",
+    "CORS_ORIGINS_ENV",
     "DATABASE_URL_ENV",
     "DB_ENV",
     "DOMAIN_ENV",
@@ -307,7 +371,9 @@ __all__ = [
     "URI_ENV",
     "WEB3MQ_URIS_ENV",
     "app_from_env",
+    "browser_settings",
     "build_auth",
+    "close_store",
     "create_service_app",
     "load_or_create_secret",
     "me",

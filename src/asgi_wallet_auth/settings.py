@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.types import Scope
 
+from .grammar import STATEMENT_RE
 from .stores.base import SessionStore
 from .users import WalletUser
 
@@ -114,6 +115,8 @@ class LoginSettings:
     ``max_outstanding_secrets`` caps the secrets one requester (peer address, IPv6 by its /64)
     may ask for per ``nonce_lifetime``: past it they get 429, so nobody can fill the nonce store
     alone, and nobody's pending secret is ever evicted to make room for another's.
+    ``statement`` is the line ``GET /siwe`` suggests for a sign-in message (None: none); the
+    service does not require it.
     """
 
     nonce_lifetime: float = 300.0
@@ -121,8 +124,16 @@ class LoginSettings:
     clock_skew: float = 60.0
     max_body_size: int = 16 * 1024
     max_outstanding_secrets: int = 32
+    statement: str | None = "Sign in with your wallet"
 
     def __post_init__(self) -> None:
+        if self.statement is not None and (
+            not isinstance(self.statement, str) or STATEMENT_RE.fullmatch(self.statement) is None
+        ):
+            raise ValueError(
+                "statement must be None or one line of printable ASCII without '%' or '\"', "
+                "e.g. 'Sign in to Example'"
+            )
         positive_seconds("nonce_lifetime", self.nonce_lifetime)
         _int_at_least("max_outstanding_secrets", self.max_outstanding_secrets, 1)
         skew = self.clock_skew
