@@ -22,6 +22,7 @@ from .core import Route, logger
 from .envelope import send_error
 from .errors import MethodNotAllowed, NotFound, WalletAuthError
 from .ratelimit import RateLimit
+from .routes.keys import KeyRoutes
 from .routes.secret import SecretLogin
 from .routes.session import SessionRoutes
 from .routes.web3mq import Web3MQLogin
@@ -189,6 +190,7 @@ class WalletAuth:
                 clock=clock,
             ),
             SessionRoutes(self.sessions),
+            KeyRoutes(self.sessions.tokens.keys),
         )
         self.routes: Mapping[str, Route] = {
             route.path: route for family in families for route in family.routes()

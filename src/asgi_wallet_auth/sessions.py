@@ -62,6 +62,7 @@ class SessionLayer:
             session_lifetime=settings.session_lifetime,
             algorithm=settings.algorithm,
             clock=clock,
+            keys=settings.keys,
         )
         self.chains = chains
         self.session_store = session_store
