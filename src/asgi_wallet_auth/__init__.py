@@ -10,6 +10,7 @@ from .chains import ChainRegistry, ChainVerifier, EthereumVerifier, SolanaVerifi
 from .cookies import CookieSettings
 from .credentials import Authenticator
 from .errors import WalletAuthError
+from .keys import KeySet, SigningKey
 from .middleware import WalletAuthMiddleware
 from .ratelimit import RateLimit
 from .settings import LoginHook, LoginSettings, SignedContentHook, TokenSettings, Web3MQSettings
@@ -18,6 +19,7 @@ from .stores.base import NonceStore
 from .stores.memory import MemoryNonceStore
 from .stores.sqlite import SQLiteUserStore
 from .users import MemoryUserStore, UserRecord, UserStore, WalletUser
+from .verify_only import JwksAuthenticator
 
 __version__ = "0.1.0"
 
@@ -27,6 +29,8 @@ __all__ = [
     "ChainVerifier",
     "CookieSettings",
     "EthereumVerifier",
+    "JwksAuthenticator",
+    "KeySet",
     "LoginHook",
     "LoginSettings",
     "MemoryNonceStore",
@@ -35,6 +39,7 @@ __all__ = [
     "RateLimit",
     "SQLiteUserStore",
     "SignedContentHook",
+    "SigningKey",
     "SiweError",
     "SiweMessage",
     "SolanaVerifier",

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -34,8 +34,8 @@ MAX_KEYS = 32
 # Printable ASCII without quotes or backslashes: a kid is copied into a JSON header verbatim.
 _KID_RE = re.compile(r"[!#-\[\]-~]{1,128}")
 
-PrivateKey = Union[ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
-PublicKey = Union[ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 
 def b64url(data: bytes) -> str:
@@ -178,7 +178,9 @@ class SigningKey:
         algorithm = _algorithm_of(public)
         if kid is None:
             kid = _thumbprint(_public_members(public))
-        return cls(kid=kid, algorithm=algorithm, state=state, private_key=private, public_key=public)
+        return cls(
+            kid=kid, algorithm=algorithm, state=state, private_key=private, public_key=public
+        )
 
     @classmethod
     def from_pem(
