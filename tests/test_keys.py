@@ -1,4 +1,4 @@
-"""Key sets: ES256, Ed25519 and HS256 keys, their states, the JWKS route, and PyJWT as the reference.
+"""Key sets: ES256, Ed25519 and HS256 keys, their states, the JWKS route; PyJWT as the reference.
 
 Every token issued here is checked by PyJWT with the public key (or secret) alone; the kids are
 RFC 7638 thumbprints computed here independently; states are walked through a whole rotation.
@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import OKPAlgorithm
 
@@ -23,15 +23,13 @@ from asgi_wallet_auth.keyfile import key_file_text, main, parse_key_file
 from asgi_wallet_auth.tokens import TokenService
 from tests.conftest import DOMAIN, SECRET_KEY, T0, URI, FakeClock, client_for
 from tests.helpers import login
+from tests.key_kit import ED_KEY, ES_KEY, ES_KEY_2
 
 ISSUER = AUDIENCE = URI
 NOW = int(T0)
 SUBJECT = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-# Fixed keys: the suite never depends on a random one.
-ES_KEY = ec.derive_private_key(0x1D2C3B4A5F6E7D8C9BAAB9C8D7E6F50413223140516, ec.SECP256R1())
-ES_KEY_2 = ec.derive_private_key(0x2468ACE02468ACE02468ACE02468ACE02468ACE02468, ec.SECP256R1())
-ED_KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+
 
 
 def b64url(data: bytes) -> str:

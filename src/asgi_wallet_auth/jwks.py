@@ -148,32 +148,44 @@ class JwksFetcher:
         self.kids: tuple[str, ...] = ()
         #: Bumped whenever the set of keys changes: cached verdicts of an older set are dropped.
         self.generation = 0
-        self._fresh_until = float("-inf")
-        self._next_attempt = float("-inf")
+        self._fresh_until = float("-inf")  # the first request fetches
+        self._retry_at = float("-inf")  # after a failure: no new attempt before this
+        self._unknown_at = float("-inf")  # the next refetch an unknown kid may cause
+        self._fetches = 0
+        self._last_ok = False
         self._lock = anyio.Lock()
+
+    def stale(self) -> bool:
+        """Whether the set is past its max-age (or was never fetched) and may be refetched now."""
+        now = self.clock()
+        return now >= self._fresh_until and now >= self._retry_at
 
     async def verifier(self, header: str) -> VerifyFn | None:
         """The verification for a token header; refetches when stale or the kid is unknown."""
-        now = self.clock()
-        if now >= self._fresh_until and now >= self._next_attempt:
+        if self.stale():
             await self.refresh()
         verify = self.table.get(header)
-        if verify is None and self.clock() >= self._next_attempt:
-            await self.refresh()
-            verify = self.table.get(header)
+        if verify is None:
+            now = self.clock()
+            if now >= self._unknown_at and now >= self._retry_at:
+                self._unknown_at = now + self.cooldown
+                await self.refresh()
+                verify = self.table.get(header)
         return verify
 
     async def refresh(self) -> bool:
         """Fetch the set now (one fetch at a time); False if it failed and the old set stays."""
-        attempt = self._next_attempt
+        seen = self._fetches
         async with self._lock:
-            if self._next_attempt != attempt:  # another request fetched while we waited
-                return True
+            if self._fetches != seen:  # another request fetched while we waited: use its result
+                return self._last_ok
+            self._fetches += 1
             now = self.clock()
-            self._next_attempt = now + self.cooldown
             try:
                 keys, max_age = await self._fetch()
             except Exception as exc:  # any failure keeps the cached set: never a 500 here
+                self._retry_at = now + self.cooldown
+                self._last_ok = False
                 # The reason only: a JWKS response is public, but its bytes are not ours to log.
                 reason = exc if isinstance(exc, JwksError) else type(exc).__name__
                 logger.warning(
@@ -181,8 +193,9 @@ class JwksFetcher:
                 )
                 return False
             self._fresh_until = now + max_age
+            self._last_ok = True
             kids = tuple(sorted(k.kid for k in keys))
-            if kids != self.kids or not self.table:
+            if kids != self.kids:
                 self.generation += 1
             self.table = verify_table(keys)
             self.kids = kids

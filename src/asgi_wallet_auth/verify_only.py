@@ -126,9 +126,12 @@ class JwksAuthenticator:
     async def _verified(self, token: str) -> WalletUser:
         fetcher = self.fetcher
         cache = self._cache
-        if fetcher is not None and fetcher.generation != self._generation:
-            cache.clear()  # the published keys changed: a withdrawn key's tokens must go
-            self._generation = fetcher.generation
+        if fetcher is not None:
+            if fetcher.stale():  # even a cached verdict waits for a due refetch
+                await fetcher.refresh()
+            if fetcher.generation != self._generation:
+                cache.clear()  # the published keys changed: a withdrawn key's tokens must go
+                self._generation = fetcher.generation
         hit = cache.get(token)
         if hit is not None:
             if self._clock() < hit[1]:
