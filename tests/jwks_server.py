@@ -39,7 +39,7 @@ def jwks_reply(document: Any, max_age: int = 300) -> Reply:
 class JwksServer:
     """The server: ``url``, ``fetches`` (how many GETs it answered), ``reply``."""
 
-    def __init__(self, reply: Reply | None = None) -> None:
+    def __init__(self, reply: Reply | None = None, port: int = 0) -> None:
         self.reply = reply if reply is not None else Reply()
         self.fetches = 0
         self.connections: list[socket.socket] = []
@@ -74,7 +74,7 @@ class JwksServer:
                 self.end_headers()
                 self.wfile.write(reply.body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True

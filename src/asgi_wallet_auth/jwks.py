@@ -160,12 +160,16 @@ class JwksFetcher:
         now = self.clock()
         return now >= self._fresh_until and now >= self._retry_at
 
-    async def verifier(self, header: str) -> VerifyFn | None:
-        """The verification for a token header; refetches when stale or the kid is unknown."""
-        if self.stale():
+    async def verifier(self, header: str, *, just_fetched: bool = False) -> VerifyFn | None:
+        """The verification for a token header; refetches when stale or the kid is unknown.
+
+        ``just_fetched``: the caller refreshed the set for this request already.
+        """
+        fetched = just_fetched or self.stale()
+        if fetched and not just_fetched:
             await self.refresh()
         verify = self.table.get(header)
-        if verify is None:
+        if verify is None and not fetched:  # a set fetched just now needs no second look
             now = self.clock()
             if now >= self._unknown_at and now >= self._retry_at:
                 self._unknown_at = now + self.cooldown

@@ -126,9 +126,11 @@ class JwksAuthenticator:
     async def _verified(self, token: str) -> WalletUser:
         fetcher = self.fetcher
         cache = self._cache
+        fetched = False
         if fetcher is not None:
             if fetcher.stale():  # even a cached verdict waits for a due refetch
                 await fetcher.refresh()
+                fetched = True
             if fetcher.generation != self._generation:
                 cache.clear()  # the published keys changed: a withdrawn key's tokens must go
                 self._generation = fetcher.generation
@@ -141,7 +143,9 @@ class JwksAuthenticator:
         if parts is None:
             raise TokenInvalid()
         verify = (
-            self._local.get(parts[0]) if fetcher is None else await fetcher.verifier(parts[0])
+            self._local.get(parts[0])
+            if fetcher is None
+            else await fetcher.verifier(parts[0], just_fetched=fetched)
         )
         if verify is None:
             raise TokenInvalid()
