@@ -14,7 +14,6 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import OKPAlgorithm
 
 from asgi_wallet_auth import KeySet, SigningKey, TokenSettings, WalletAuth
@@ -203,22 +202,6 @@ def test_eddsa_is_accepted_on_input_and_ed25519_is_written(clock: FakeClock) -> 
     older = jwt.encode(claims, ED_KEY, algorithm="EdDSA", headers={"kid": key.kid})
     assert jwt.get_unverified_header(older)["alg"] == "EdDSA"
     assert tokens.verify(older)["sub"] == SUBJECT
-
-
-def test_pyjwt_signature_over_our_es256_token_matches_der_verification(clock: FakeClock) -> None:
-    tokens = service(clock, KeySet((SigningKey.from_key(ES_KEY),)))
-    token = tokens.issue(subject=SUBJECT, auth_time=NOW).token
-    signing_input, _, signature = token.rpartition(".")
-    raw = base64.urlsafe_b64decode(signature + "==")
-    der = jwt.algorithms.ECAlgorithm(jwt.algorithms.ECAlgorithm.SHA256).from_jwk(
-        json.dumps(SigningKey.from_key(ES_KEY).public_jwk())
-    )
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
-    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
-    der.verify(encode_dss_signature(r, s), signing_input.encode(), ec.ECDSA(hashes.SHA256()))  # type: ignore[union-attr]
-    assert decode_dss_signature(encode_dss_signature(r, s)) == (r, s)
 
 
 # -- states and rotation --------------------------------------------------------------------

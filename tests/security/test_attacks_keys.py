@@ -100,7 +100,10 @@ def signed(header: dict[str, Any] | str, claims: dict[str, Any], sign: Any) -> s
 
 
 def es256_raw(key: ec.EllipticCurvePrivateKey, data: bytes, size: int = 32) -> bytes:
+    """A JWS ECDSA signature, r || s, in its low-S spelling (so only what a test changes fails)."""
     r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+    if size == 32 and s > P256_ORDER // 2:
+        s = P256_ORDER - s
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
 
