@@ -343,7 +343,7 @@ def load_or_create_signing_keys(path: Path) -> KeySet:
             try:
                 return parse_key_file(raw.decode("ascii"))
             except (UnicodeDecodeError, ValueError) as exc:
-                problem = str(exc) if isinstance(exc, ValueError) else "it is not ASCII text"
+                problem = "it is not ASCII text" if isinstance(exc, UnicodeError) else str(exc)
                 _refuse(path, problem, "see docs/keys.md for the format", what)
         except OSError as exc:
             raise SystemExit(f"cannot create the {what} {path}: {exc.strerror}") from None
