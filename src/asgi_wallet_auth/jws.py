@@ -48,7 +48,8 @@ _SPARE_MASK = {0: 0, 2: 0x0F, 3: 0x03}
 _ALPHABET_INDEX = {c: i for i, c in enumerate(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 )}
-_TO_STANDARD = str.maketrans("-_", "+/")
+# bytes.translate: str.translate costs several times more on a token-sized segment.
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 
 def header_segment(algorithm: str, kid: str | None) -> str:
@@ -65,7 +66,7 @@ def _decode(segment: str) -> bytes:
     mask = _SPARE_MASK.get(len(segment) % 4)
     if mask is None or _ALPHABET_INDEX[segment[-1]] & mask:
         raise TokenInvalid()
-    return binascii.a2b_base64(segment.translate(_TO_STANDARD) + "==")
+    return binascii.a2b_base64(segment.encode("ascii").translate(_TO_STANDARD) + b"==")
 
 
 # -- per algorithm ---------------------------------------------------------------------------

@@ -6,7 +6,6 @@ middleware's token checks are its methods.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -25,8 +24,6 @@ from .stores.base import ENDED, SessionStore
 from .tokens import IssuedToken, TokenService
 from .users import UserRecord, WalletUser
 
-# base64url segments separated by dots: anything else cannot be one of our tokens.
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 #: Claims a refreshed token gets anew rather than carrying over from the old one.
 _RECOMPUTED_CLAIMS = frozenset({"iat", "exp", "jti", "nbf", "access_expired_at", "iss", "aud"})
 
@@ -96,9 +93,7 @@ class SessionLayer:
             if self.clock() < hit[1]:
                 return hit[0]
             cache.pop(token, None)
-        if _TOKEN_RE.fullmatch(token) is None:  # cheap refusal before PyJWT
-            raise TokenInvalid()
-        claims = self.tokens.verify(token)
+        claims = self.tokens.verify(token)  # its grammar is checked first, on the direct path
         sub = claims["sub"]
         userid = claims.get("userid")
         did_type = claims.get("did_type")
