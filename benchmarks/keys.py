@@ -12,8 +12,10 @@ signature) of the same token for ES256 and Ed25519 (target: at most 1.2x). Nothi
 from __future__ import annotations
 
 import argparse
+import inspect
 import itertools
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from eth_account import Account
 from jwt.algorithms import OKPAlgorithm
-from run import KEY, SECRET, AsgiDriver, Row, compare, http_scope
+from run import KEY, LOOP, SECRET, AsgiDriver, Row, http_scope
 
 from asgi_wallet_auth import (
     JwksAuthenticator,
@@ -86,6 +88,45 @@ def requests(driver: AsgiDriver, app: Any, cycle: Iterator[dict[str, Any]]) -> C
     return one
 
 
+def cpu_time_per_call(fn: Callable[[], Any], number: int) -> float:
+    """Microseconds of this thread's CPU time per call (``async def`` ones in one loop entry).
+
+    CPU time, not wall time: on a machine shared with other work, time spent preempted is not
+    charged to whichever candidate happened to be running.
+    """
+    clock = time.thread_time
+    if inspect.iscoroutinefunction(fn):
+
+        async def run() -> float:
+            start = clock()
+            for _ in range(number):
+                await fn()
+            return clock() - start
+
+        return LOOP.run_until_complete(run()) / number * 1e6
+    start = clock()
+    for _ in range(number):
+        fn()
+    return (clock() - start) / number * 1e6
+
+
+def compare(
+    group: str, candidates: dict[str, Callable[[], Any]], anchor: str, number: int, rounds: int
+) -> list[Row]:
+    """Interleaved rounds; per-round ratios against ``anchor``; medians of both (run.py's way)."""
+    for fn in candidates.values():
+        cpu_time_per_call(fn, max(1, number // 10))
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            samples[name].append(cpu_time_per_call(fn, number))
+    rows = []
+    for name, values in samples.items():
+        ratios = [v / a for v, a in zip(values, samples[anchor], strict=True)]
+        rows.append(Row(group, name, statistics.median(values), statistics.median(ratios), anchor))
+    return rows
+
+
 def hs256_group(driver: AsgiDriver) -> dict[str, Callable[[], Any]]:
     auth = service(None)
     tokens = pool(auth, POOL)
@@ -111,20 +152,28 @@ def asymmetric_group(
     keys = KeySet((key,))
     auth = service(keys)
     tokens = pool(auth, POOL)
-    head, body, signature = tokens[0].split(".")
-    signing_input = f"{head}.{body}".encode()
-    raw = jwt.utils.base64url_decode(signature)
     public = private.public_key()
+    # The floor verifies the very same tokens, cycled in the same order, with everything that
+    # is not the signature check prepared beforehand.
+    prepared = []
+    for token in tokens:
+        head, body, signature = token.split(".")
+        raw = jwt.utils.base64url_decode(signature)
+        if algorithm == "ES256":
+            r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+            raw = encode_dss_signature(r, s)
+        prepared.append((raw, f"{head}.{body}".encode()))
+    floor_cycle = itertools.cycle(prepared)
     if algorithm == "ES256":
-        r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
-        der = encode_dss_signature(r, s)
 
         def floor() -> None:
-            public.verify(der, signing_input, ECDSA)
+            signature, signing_input = next(floor_cycle)
+            public.verify(signature, signing_input, ECDSA)
     else:
 
         def floor() -> None:
-            public.verify(raw, signing_input)
+            signature, signing_input = next(floor_cycle)
+            public.verify(signature, signing_input)
 
     reference = jwt.PyJWT()
     reference._jws.register_algorithm("Ed25519", OKPAlgorithm())
@@ -188,7 +237,8 @@ def render(rows: list[Row], rounds: int) -> str:
         "# Benchmarks: tokens under each key type",
         "",
         "Written by `python benchmarks/keys.py` (numbers below are from its last run). Each group",
-        f"is timed in {rounds} interleaved rounds; a ratio is the median of per-round ratios",
+        f"is timed in {rounds} interleaved rounds (HS256: {3 * rounds}) in CPU time of the",
+        "benchmark's thread; a ratio is the median of per-round ratios",
         "against the group's anchor. First sight: every request carries a token no cache has",
         f"seen ({POOL} distinct tokens cycled, more than any cache holds). Absolute times are",
         "indicative only.",

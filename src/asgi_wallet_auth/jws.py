@@ -12,7 +12,6 @@ from __future__ import annotations
 import binascii
 import hmac
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -40,7 +39,7 @@ _HASHES = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _P256_HALF = _P256_ORDER // 2
 _ECDSA = ec.ECDSA(hashes.SHA256())
-_SEGMENTS = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+_TOKEN_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # A canonical encoding leaves the spare low bits of the last character zero: 4 of them when the
 # length is 2 mod 4, 2 when it is 3 mod 4; 1 mod 4 is never a valid length. Anything else would
 # be a second spelling of the same token.
@@ -62,7 +61,7 @@ def header_segment(algorithm: str, kid: str | None) -> str:
 
 
 def _decode(segment: str) -> bytes:
-    # The characters were checked by _SEGMENTS; here only a canonical length and spare bits.
+    # The characters were checked by split(); here only a canonical length and spare bits.
     mask = _SPARE_MASK.get(len(segment) % 4)
     if mask is None or _ALPHABET_INDEX[segment[-1]] & mask:
         raise TokenInvalid()
@@ -189,10 +188,16 @@ def verify_table(
 
 def split(token: object) -> tuple[str, str, str] | None:
     """The three segments of a compact JWS made of base64url characters; None otherwise."""
-    if type(token) is not str or len(token) > MAX_TOKEN_LENGTH:
+    if type(token) is not str or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
         return None
-    match = _SEGMENTS.fullmatch(token)
-    return None if match is None else match.groups()  # type: ignore[return-value]
+    # Deleting every base64url character must leave exactly the two dots: a bytes.translate
+    # does that in a fraction of a regular expression's time on a token-sized string.
+    if token.encode("ascii").translate(None, _TOKEN_ALPHABET) != b"..":
+        return None
+    header, payload, signature = token.split(".")
+    if not header or not payload or not signature:
+        return None
+    return header, payload, signature
 
 
 def verified_claims(verify: VerifyFn, header: str, payload: str, signature: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ middleware's token checks are its methods.
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -75,7 +76,9 @@ class SessionLayer:
         # Already-verified tokens: the middleware's hot path becomes a dictionary hit. A plain
         # dict (oldest evicted first) costs a fraction of an LRU's bookkeeping per request.
         self.cache_size = settings.cache_size
-        self.cache: dict[str, tuple[WalletUser, int]] = {}
+        # OrderedDict: evicting its oldest entry is O(1); a plain dict's next(iter()) walks the
+        # slots earlier evictions left empty, several µs per first-sight token once it is full.
+        self.cache: OrderedDict[str, tuple[WalletUser, int]] = OrderedDict()
 
     # -- verifying ---------------------------------------------------------------------------
 
@@ -114,7 +117,7 @@ class SessionLayer:
         )
         if self.cache_size:
             if len(cache) >= self.cache_size:
-                cache.pop(next(iter(cache)), None)  # the oldest entry: dicts keep insertion order
+                cache.popitem(last=False)  # the oldest entry
             cache[token] = (user, claims["exp"])
         return user
 
