@@ -60,12 +60,20 @@ def header_segment(algorithm: str, kid: str | None) -> str:
     return b64url(json.dumps(header, separators=(",", ":")).encode("ascii"))
 
 
+def _b64(segment: str) -> bytes:
+    # The characters were checked by split(); a2b_base64 ignores the padding it does not need.
+    try:
+        return binascii.a2b_base64(segment.encode("ascii").translate(_TO_STANDARD) + b"==")
+    except binascii.Error:  # a length of 1 mod 4
+        raise TokenInvalid() from None
+
+
 def _decode(segment: str) -> bytes:
-    # The characters were checked by split(); here only a canonical length and spare bits.
+    # Only the canonical spelling of a signature: spare bits left non-zero would make a twin.
     mask = _SPARE_MASK.get(len(segment) % 4)
     if mask is None or _ALPHABET_INDEX[segment[-1]] & mask:
         raise TokenInvalid()
-    return binascii.a2b_base64(segment.encode("ascii").translate(_TO_STANDARD) + b"==")
+    return _b64(segment)
 
 
 # -- per algorithm ---------------------------------------------------------------------------
@@ -206,7 +214,9 @@ def verified_claims(verify: VerifyFn, header: str, payload: str, signature: str)
     if not verify(signing_input, _decode(signature)):
         raise TokenInvalid()
     try:
-        claims = orjson.loads(_decode(payload))
+        # No spelling check here: the payload's text is what was signed, so another spelling of
+        # it has failed the signature already.
+        claims = orjson.loads(_b64(payload))
     except orjson.JSONDecodeError:
         raise TokenInvalid() from None
     if type(claims) is not dict:
