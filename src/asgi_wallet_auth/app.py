@@ -73,7 +73,8 @@ class WalletAuth:
     fix in the message. Settings come in groups: ``tokens=TokenSettings(...)``,
     ``login=LoginSettings(...)``, ``web3mq=Web3MQSettings(...)``, ``cookie=CookieSettings(...)``,
     ``rate_limit=RateLimit(...)``; ``chains`` lists the chains whose wallets may log in
-    (default: Ethereum, any chain id).
+    (default: Ethereum, any chain id). ``GET /.well-known/jwks.json`` publishes the public keys
+    of ``TokenSettings(keys=...)`` (docs/keys.md).
     """
 
     def __init__(
