@@ -39,6 +39,7 @@ from asgi_wallet_auth import (
     WalletAuth,
     WalletAuthMiddleware,
 )
+from asgi_wallet_auth.envelope import json_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 URI = "https://example.com"
@@ -225,11 +226,20 @@ def signing_group(private: Any, algorithm: str) -> dict[str, Callable[[], Any]]:
             private.sign(signing_input)
 
     issue = auth.tokens.issue
+    encode = auth.tokens._signer.encode
+    claims_json = json_bytes(auth.tokens.issue(subject=address, auth_time=now).claims)
 
     def ours() -> None:
         issue(subject=address, auth_time=now)
 
-    return {f"bare cryptography sign ({algorithm})": floor, "TokenService.issue": ours}
+    def jws() -> None:
+        encode(claims_json)
+
+    return {
+        f"bare cryptography sign ({algorithm})": floor,
+        "the JWS of prepared claims (Signer.encode)": jws,
+        "TokenService.issue (claims, jti, JWS)": ours,
+    }
 
 
 def render(rows: list[Row], rounds: int) -> str:

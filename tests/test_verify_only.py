@@ -21,7 +21,7 @@ from asgi_wallet_auth.errors import WalletAuthError
 from asgi_wallet_auth.fastapi import CurrentWallet, envelope_error_handler
 from asgi_wallet_auth.jwks import JwksFetcher, check_jwks_url
 from asgi_wallet_auth.stores.memory import MemorySessionStore
-from tests.conftest import URI, FakeClock, client_for
+from tests.conftest import DOMAIN, SECRET_KEY, URI, FakeClock, client_for
 from tests.helpers import login
 from tests.jwks_server import JwksServer, Reply, jwks_reply, running
 from tests.key_kit import ED_KEY, ES_KEY, ES_KEY_2, bearer, login_service, protected_app, public_set
@@ -333,3 +333,40 @@ def test_misconfigured_authenticator_fails_at_construction(
 def test_misconfigured_fetcher_fails_at_construction(kwargs: dict[str, Any], fix: str) -> None:
     with pytest.raises(ValueError, match=fix):
         JwksFetcher("https://auth.example.com/.well-known/jwks.json", **kwargs)
+
+
+async def test_a_logout_on_a_login_service_on_redis_is_refused_by_a_verify_only_app_sharing_it(
+    clock: FakeClock, wallet: LocalAccount, redis_server: Any
+) -> None:
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    from asgi_wallet_auth.stores.redis import RedisNonceStore, RedisSessionStore
+
+    prefix = f"v:{uuid.uuid4().hex}:"
+    nonces = RedisNonceStore(redis_server.url, prefix=prefix)
+    client = aioredis.from_url(redis_server.url)
+    try:
+        service = login_service(clock, KeySet((ES,)), revocation=True)
+        service = type(service)(
+            secret_key=SECRET_KEY,
+            domain=DOMAIN,
+            uri=URI,
+            clock=clock,
+            nonce_store=nonces,
+            tokens=service.token_settings,
+        )
+        # The login service keeps its sessions at its nonce prefix + "session:": so does this app.
+        store = RedisSessionStore(client, prefix=f"{prefix}session:")
+        local = JwksAuthenticator(
+            issuer=URI, audience=URI, keys=public_set(ES), session_store=store, clock=clock
+        )
+        async with client_for(service) as login_client:
+            token = (await login(login_client, wallet))["access_token"]
+            assert (await whoami(local, token)).status_code == 200
+            assert (await login_client.post("/logout", headers=bearer(token))).status_code == 200
+        assert (await whoami(local, token)).status_code == 401
+    finally:
+        await nonces.aclose()
+        await client.aclose()
