@@ -108,7 +108,9 @@ def test_issued_token_verifies_to_its_claims(service: TokenService) -> None:
     assert verified["aud"] == AUDIENCE
     assert verified["auth_time"] == NOW
     assert isinstance(verified["jti"], str) and len(verified["jti"]) >= 16
-    assert jwt.get_unverified_header(issued.token) == {"alg": "HS256", "typ": "JWT"}
+    # The kid of an HMAC key is its RFC 7638 thumbprint, computed here independently.
+    kid = b64url(hashlib.sha256(b'{"k":"%s","kty":"oct"}' % b64url(SECRET).encode()).digest())
+    assert jwt.get_unverified_header(issued.token) == {"alg": "HS256", "kid": kid, "typ": "JWT"}
 
 
 def test_each_issued_token_has_a_fresh_jti(service: TokenService) -> None:
@@ -204,8 +206,10 @@ def test_same_key_with_another_hmac_algorithm_is_refused(service: TokenService, 
 def test_service_pinned_to_hs512_refuses_hs256_tokens(clock: FakeClock) -> None:
     service = make_service(clock, algorithm="HS512", secret_key=LONG_SECRET)
     assert_refused(service, forge(claims(), key=LONG_SECRET))
-    accepted = forge(claims(), key=LONG_SECRET, header={"alg": "HS512"}, mac="HS512")
+    accepted = forge(claims(), key=LONG_SECRET, header={"alg": "HS512", "typ": "JWT"}, mac="HS512")
     assert service.verify(accepted)["sub"] == SUBJECT
+    # The same MAC under a header this service never wrote (no typ) is refused.
+    assert_refused(service, forge(claims(), key=LONG_SECRET, header={"alg": "HS512"}, mac="HS512"))
 
 
 def test_token_signed_by_another_key_is_refused(service: TokenService) -> None:
@@ -355,11 +359,15 @@ _ATTACKER_HEADERS = {
 }
 
 
-def test_key_location_headers_are_ignored_for_a_token_signed_with_our_key(
+def test_key_location_headers_are_refused_even_on_a_token_signed_with_our_key(
     service: TokenService,
 ) -> None:
+    # Only the headers this service writes are accepted: anything else is not one of our tokens.
+    assert service.verify(forge(claims()))["sub"] == SUBJECT  # control: the 0.1 header
+    for name, value in _ATTACKER_HEADERS.items():
+        assert_refused(service, forge(claims(), header={"alg": "HS256", "typ": "JWT", name: value}))
     header = {"alg": "HS256", "typ": "JWT", **_ATTACKER_HEADERS}
-    assert service.verify(forge(claims(), header=header))["sub"] == SUBJECT
+    assert_refused(service, forge(claims(), header=header))
 
 
 @pytest.mark.parametrize("name", sorted(_ATTACKER_HEADERS))

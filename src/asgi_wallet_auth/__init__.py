@@ -11,6 +11,7 @@ from .cookies import CookieSettings
 from .cors import CorsSettings
 from .credentials import Authenticator
 from .errors import WalletAuthError
+from .keys import KeySet, SigningKey
 from .middleware import WalletAuthMiddleware
 from .ratelimit import RateLimit
 from .settings import (
@@ -26,6 +27,7 @@ from .stores.base import NonceStore
 from .stores.memory import MemoryNonceStore
 from .stores.sqlite import SQLiteUserStore
 from .users import MemoryUserStore, UserRecord, UserStore, WalletUser
+from .verify_only import JwksAuthenticator
 
 __version__ = "0.1.0"
 
@@ -36,6 +38,8 @@ __all__ = [
     "CookieSettings",
     "CorsSettings",
     "EthereumVerifier",
+    "JwksAuthenticator",
+    "KeySet",
     "LoginHook",
     "LoginSettings",
     "MemoryNonceStore",
@@ -44,6 +48,7 @@ __all__ = [
     "RateLimit",
     "SQLiteUserStore",
     "SignedContentHook",
+    "SigningKey",
     "SiweError",
     "SiweMessage",
     "SolanaVerifier",

@@ -23,6 +23,7 @@ from .cors import CorsPolicy, CorsSettings
 from .envelope import send_error
 from .errors import MethodNotAllowed, NotFound, WalletAuthError
 from .ratelimit import RateLimit
+from .routes.keys import KeyRoutes
 from .routes.secret import SecretLogin
 from .routes.session import SessionRoutes
 from .routes.siwe import SignInInfo
@@ -80,6 +81,8 @@ class WalletAuth:
     Web3MQ's JavaScript SDK calls (docs/web3mq.md); ``chains`` lists the chains whose wallets
     may log in (default: Ethereum, any chain id). ``cors=CorsSettings(...)`` lets dapps on other
     origins call the routes from a browser (docs/browser.md); ``GET /siwe`` tells them what to sign.
+    ``GET /.well-known/jwks.json`` publishes the public keys of ``TokenSettings(keys=...)``
+    (docs/keys.md).
     """
 
     def __init__(
@@ -215,6 +218,7 @@ class WalletAuth:
                 logout=self.token_settings.revocation,
                 clock=clock,
             ),
+            KeyRoutes(self.sessions.tokens.keys),
         )
         self.routes: Mapping[str, Route] = {
             route.path: route for family in families for route in family.routes()

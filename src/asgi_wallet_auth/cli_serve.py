@@ -106,6 +106,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--uri is https)",
     )
     parser.add_argument(
+        "--signing-key",
+        default=os.environ.get("WALLET_AUTH_SIGNING_KEY"),
+        metavar="PATH",
+        help="sign tokens with the current key of this key file (PEM; created 0600 with a new "
+        "ES256 key if missing) and publish its public keys at /.well-known/jwks.json; "
+        "default $WALLET_AUTH_SIGNING_KEY, else the HS256 secret (docs/keys.md)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -125,6 +133,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     from . import service
     from .app import WalletAuth
+    from .settings import TokenSettings
 
     if args.workers < 1:
         print("--workers must be at least 1", file=sys.stderr)
@@ -168,6 +177,8 @@ def serve(args: argparse.Namespace) -> int:
     }
     chains_env[service.WEB3MQ_URIS_ENV] = " ".join(args.web3mq_uri)
     chains_env[service.SIGNED_REQUESTS_ENV] = "1" if args.signed_requests else ""
+    signing_key = Path(args.signing_key).resolve() if args.signing_key else None
+    keys = None if signing_key is None else service.load_or_create_signing_keys(signing_key)
     try:  # built once here so that a bad setting stops the command, not each worker
         cors, cookie = service.browser_settings(chains_env, uri)
         WalletAuth(
@@ -178,6 +189,7 @@ def serve(args: argparse.Namespace) -> int:
             web3mq=service.web3mq_from_env(chains_env, uri),
             cors=cors,
             cookie=cookie,
+            tokens=TokenSettings(keys=service.with_secret(keys, secret)),
         )
     except ValueError as exc:
         print(f"configuration error: {redact(str(exc))}", file=sys.stderr)
@@ -194,6 +206,7 @@ def serve(args: argparse.Namespace) -> int:
             service.DB_ENV: str(db),
             service.REDIS_ENV: args.redis_url or "",
             service.DATABASE_URL_ENV: database_url or "",
+            service.SIGNING_KEY_ENV: str(signing_key or ""),
             **chains_env,
         }
     )

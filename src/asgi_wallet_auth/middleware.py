@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -46,8 +48,9 @@ class WalletAuthMiddleware:
         # Verified Authorization header values (bytes as received), only where a verdict cannot
         # change before expiry: no revocation. The WalletAuth's own token cache backs it.
         self._fast_size = auth.token_cache_size
-        self._fast: dict[bytes, tuple[int, BaseUser]] | None = (
-            {} if auth.token_cache_size and not auth.revocation else None
+        # OrderedDict: O(1) eviction of the oldest entry (see SessionLayer.cache).
+        self._fast: OrderedDict[bytes, tuple[int, BaseUser]] | None = (
+            OrderedDict() if auth.token_cache_size and not auth.revocation else None
         )
         self._clock = auth.clock
         # Refusals a page on another origin must be able to read (WalletAuth(cors=...)).
@@ -108,7 +111,7 @@ class WalletAuthMiddleware:
                 raw = header(scope, b"authorization")
                 if raw is not None:
                     if len(fast) >= self._fast_size:
-                        fast.pop(next(iter(fast)), None)
+                        fast.popitem(last=False)
                     fast[raw] = (int(user.claims["exp"]), user)
             return user, _AUTHENTICATED, receive
         cookie_user = await self.auth.authenticate_cookie(scope)

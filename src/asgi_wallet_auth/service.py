@@ -25,6 +25,7 @@ from .cookies import CookieSettings
 from .cors import CorsSettings
 from .envelope import render
 from .errors import TokenMissing
+from .keys import KeySet, SigningKey
 from .settings import TokenSettings, Web3MQSettings, Web3MQV2Settings
 from .users import UserStore, WalletUser
 
@@ -197,12 +198,15 @@ def build_auth(
     database_url: str | None = None,
     chains: Mapping[str, str] | None = None,
     browser: Mapping[str, str] | None = None,
+    keys: KeySet | None = None,
 ) -> WalletAuth:
     """The service's ``WalletAuth``: users at ``database_url`` or in SQLite ``db``; revocation.
 
     ``browser`` (default: the environment): ``WALLET_AUTH_CORS_ORIGINS`` (blank-separated
     origins allowed by CORS) and ``WALLET_AUTH_COOKIES=1`` (the cookie transport, ``Secure``
-    where the URI is https).
+    where the URI is https). ``keys`` (``--signing-key``): they sign; the service secret's HS256
+    key keeps verifying the tokens it signed before (``previous``), so moving to a key file logs
+    nobody out.
     """
     cors, cookie = browser_settings(os.environ if browser is None else browser, uri)
     from .stores.sqlite import SQLiteUserStore
@@ -218,7 +222,7 @@ def build_auth(
         uri=uri,
         user_store=user_store_for(database_url) if database_url else SQLiteUserStore(db),
         nonce_store=nonce_store,
-        tokens=TokenSettings(revocation=True),
+        tokens=TokenSettings(revocation=True, keys=with_secret(keys, secret)),
         chains=chains_from_env(os.environ if chains is None else chains),
         web3mq=web3mq_from_env(os.environ if chains is None else chains, uri),
         cors=cors,
@@ -256,6 +260,7 @@ def app_from_env() -> Starlette:
         db=os.environ[DB_ENV],
         redis_url=os.environ.get(REDIS_ENV) or None,
         database_url=os.environ.get(DATABASE_URL_ENV) or None,
+        keys=signing_keys_from_env(),
     )
     return create_service_app(auth)
 
@@ -270,36 +275,44 @@ _MIN_SECRET_LENGTH = 32
 _CONCURRENT_WRITE_WAIT = 2.0
 
 
-def _refuse(path: Path, problem: str, fix: str) -> NoReturn:
-    raise SystemExit(f"refusing the secret file {path}: {problem}; {fix}")
+def _refuse(path: Path, problem: str, fix: str, what: str = "secret file") -> NoReturn:
+    raise SystemExit(f"refusing the {what} {path}: {problem}; {fix}")
 
 
-def _checked_secret(path: Path, fd: int) -> str:
-    """The secret in the open file ``fd``, after checking what the descriptor really is."""
+def _read_private(path: Path, fd: int, remove: str, what: str, limit: int) -> bytes:
+    """The bytes of the open file ``fd`` (at most ``limit``), after checking what it really is."""
     info = os.fstat(fd)  # the opened file itself: nothing can be swapped in after this check
-    remove = f"delete it (rm {path}) to have a new one generated, or set {SECRET_ENV}"
     if not stat.S_ISREG(info.st_mode):
-        _refuse(path, "it is not a regular file", remove)
+        _refuse(path, "it is not a regular file", remove, what)
     if os.name != "nt":
         uid = os.geteuid()
         if info.st_uid != uid:
             # A 0600 file another user planted (in a shared or world-writable directory) would
             # otherwise give them the key that signs every token.
-            _refuse(path, f"it is owned by uid {info.st_uid}, not by this user (uid {uid})", remove)
+            owner = f"it is owned by uid {info.st_uid}, not by this user (uid {uid})"
+            _refuse(path, owner, remove, what)
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             _refuse(
                 path,
                 f"other users can access it (mode {stat.S_IMODE(info.st_mode):04o})",
                 f"run `chmod 600 {path}` if you created it, else {remove}",
+                what,
             )
     raw = b""
     waited_until = time.monotonic() + _CONCURRENT_WRITE_WAIT
     while True:  # bounded: an empty file is waited for at most _CONCURRENT_WRITE_WAIT
         os.lseek(fd, 0, os.SEEK_SET)
-        raw = os.read(fd, 4096)
+        raw = os.read(fd, limit)
         if raw or time.monotonic() > waited_until:
             break
         time.sleep(0.05)  # another process created the file and is about to write it
+    return raw
+
+
+def _checked_secret(path: Path, fd: int) -> str:
+    """The secret in the open file ``fd``, after checking what the descriptor really is."""
+    remove = f"delete it (rm {path}) to have a new one generated, or set {SECRET_ENV}"
+    raw = _read_private(path, fd, remove, "secret file", 4096)
     try:
         secret = raw.decode("ascii").strip()
     except UnicodeDecodeError:
@@ -358,6 +371,70 @@ def load_or_create_secret(directory: Path) -> str:
     raise SystemExit(f"the secret file {path} keeps disappearing; set {SECRET_ENV} instead")
 
 
+SIGNING_KEY_ENV = "WALLET_AUTH_SIGNING_KEY"
+
+
+def with_secret(keys: KeySet | None, secret: str) -> KeySet | None:
+    """``keys`` plus the service secret's HS256 key as ``previous`` (never published)."""
+    if keys is None:
+        return None
+    legacy = SigningKey.hmac(secret, state="previous")
+    if any(k.kid == legacy.kid for k in keys.keys):
+        return keys
+    return KeySet((*keys.keys, legacy), max_age=keys.max_age)
+
+
+def signing_keys_from_env() -> KeySet | None:
+    """The key set of ``$WALLET_AUTH_SIGNING_KEY`` (a key file path), if set; checked as created."""
+    path = os.environ.get(SIGNING_KEY_ENV)
+    return load_or_create_signing_keys(Path(path)) if path else None
+
+
+def load_or_create_signing_keys(path: Path) -> KeySet:
+    """The signing keys in ``path``; a file with one new ES256 key, 0600, if there is none.
+
+    The file gets the secret file's care: created with ``O_EXCL`` and never through a symlink,
+    and used only if it is a regular file owned by this user that no one else can access.
+    """
+    from .keyfile import MAX_KEY_FILE_SIZE, key_file_text, parse_key_file
+
+    what = "signing-key file"
+    remove = f"fix it, or move it away (mv {path} {path}.old) to have a new key generated"
+    for _ in range(3):  # bounded: a file deleted between our create and read attempts
+        try:
+            fd = os.open(path, _SECRET_CREATE_FLAGS, 0o600)
+        except FileExistsError:
+            try:
+                fd = os.open(path, _SECRET_READ_FLAGS)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
+                    _refuse(path, "it is a symbolic link", remove, what)
+                raise SystemExit(f"cannot read the {what} {path}: {exc.strerror}") from None
+            try:
+                raw = _read_private(path, fd, remove, what, MAX_KEY_FILE_SIZE + 1)
+            finally:
+                os.close(fd)
+            if len(raw) > MAX_KEY_FILE_SIZE:
+                _refuse(path, f"it is larger than {MAX_KEY_FILE_SIZE} bytes", remove, what)
+            try:
+                return parse_key_file(raw.decode("ascii"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                problem = "it is not ASCII text" if isinstance(exc, UnicodeError) else str(exc)
+                _refuse(path, problem, "see docs/keys.md for the format", what)
+        except OSError as exc:
+            raise SystemExit(f"cannot create the {what} {path}: {exc.strerror}") from None
+        keys = KeySet((SigningKey.generate("ES256"),))
+        try:
+            os.write(fd, key_file_text(keys.keys).encode("ascii"))  # one write: all or none
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return keys
+    raise SystemExit(f"the {what} {path} keeps disappearing")
+
+
 __all__ = [
     "CHAIN_IDS_ENV",
     "COOKIES_ENV",
@@ -368,6 +445,7 @@ __all__ = [
     "REDIS_ENV",
     "SECRET_ENV",
     "SECRET_FILE_NAME",
+    "SIGNING_KEY_ENV",
     "URI_ENV",
     "WEB3MQ_URIS_ENV",
     "app_from_env",
@@ -376,8 +454,11 @@ __all__ = [
     "close_store",
     "create_service_app",
     "load_or_create_secret",
+    "load_or_create_signing_keys",
     "me",
+    "signing_keys_from_env",
     "sqlite_path",
     "user_store_for",
     "web3mq_from_env",
+    "with_secret",
 ]

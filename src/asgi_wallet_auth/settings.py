@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from .grammar import STATEMENT_RE
+from .keys import KeySet
 from .stores.base import SessionStore
 from .users import WalletUser
 
@@ -76,6 +77,8 @@ class TokenSettings:
     retires the old token, and every token is checked against the store (one lookup a request).
     ``session_store`` keeps that state, one entry per refreshed or ended session (default: in
     memory, or on the nonce store's Redis when that is a ``RedisNonceStore``).
+    ``keys``: the ``KeySet`` that signs and verifies tokens (ES256, Ed25519, HS256; docs/keys.md);
+    without it the service's ``secret_key`` is the one ``algorithm`` key.
     """
 
     lifetime: float = 7 * DAY
@@ -86,9 +89,17 @@ class TokenSettings:
     cache_size: int = 4096
     revocation: bool = False
     session_store: SessionStore | None = field(default=None, compare=False)
+    keys: KeySet | None = None
 
     def __post_init__(self) -> None:
         positive_seconds("TokenSettings.lifetime", self.lifetime)
+        if self.keys is not None and not isinstance(self.keys, KeySet):
+            raise ValueError("keys must be None or a KeySet(...) (docs/keys.md)")
+        if self.keys is not None and self.algorithm != "HS256":
+            raise ValueError(
+                "algorithm applies to secret_key's key only: with keys=, each SigningKey names "
+                "its own algorithm"
+            )
         if self.session_store is not None and not isinstance(self.session_store, SessionStore):
             raise ValueError("session_store must implement the SessionStore protocol")
         positive_seconds("session_lifetime", self.session_lifetime)

@@ -1,25 +1,24 @@
-"""Access tokens: JWTs issued and verified around PyJWT with a pinned algorithm and required claims.
+"""Access tokens: JWTs issued and verified on a direct path, under the keys of a ``KeySet``.
 
-PyJWT checks the signature, the algorithm, ``iss`` and ``aud``; the time claims are checked here,
-against the injectable service clock, so tests move time instead of sleeping and the checks cannot
-be switched off by an option left out.
+Each token carries the ``kid`` of the key that signed it under one fixed header (jws.py); the
+claims are checked here, against the injectable service clock, so tests move time instead of
+sleeping and the checks cannot be switched off by an option left out. PyJWT is the reference the
+tests hold every token to.
 """
 
 from __future__ import annotations
 
-import base64
 import hmac
-import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from .envelope import json_bytes
 from .errors import SessionExpired, TokenInvalid
+from .jws import MAX_TOKEN_LENGTH, Signer, decode, verify_table
+from .keys import HMAC_KEY_SIZES, KeySet, SigningKey
 
 #: Claims that every access token carries and that verification requires.
 REQUIRED_CLAIMS = ("sub", "iat", "exp", "jti", "iss", "aud", "auth_time")
@@ -36,20 +35,44 @@ RESERVED_CLAIMS = frozenset(
         "account_id",
     }
 )
-_HASHES = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
-
-
-def _b64url(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-
-#: Symmetric algorithms accepted for ``algorithm``, each with its minimum key size (RFC 7518 3.2:
-#: a key at least as long as the hash output).
-HMAC_KEY_SIZES = {"HS256": 32, "HS384": 48, "HS512": 64}
 HMAC_ALGORITHMS = tuple(HMAC_KEY_SIZES)
-MAX_TOKEN_LENGTH = 4096
+_REQUIRED = frozenset(REQUIRED_CLAIMS)
 #: The largest time claim accepted (Unix seconds): far beyond any real date, exact as a float.
 MAX_TIME = 2**53
+
+
+def check_claims(
+    claims: Mapping[str, Any],
+    *,
+    issuer: str,
+    audience: str,
+    now: float,
+    leeway: float = 0.0,
+    session_lifetime: float | None = None,
+) -> None:
+    """Raise ``TokenInvalid`` unless ``claims`` are an access token's, valid at ``now``.
+
+    ``session_lifetime``: where known (the issuer), no token may outlive ``auth_time`` by more.
+    """
+    if not claims.keys() >= _REQUIRED or claims["iss"] != issuer or claims["aud"] != audience:
+        raise TokenInvalid()
+    exp, iat, auth_time = claims["exp"], claims["iat"], claims["auth_time"]
+    for value in (exp, iat, auth_time):
+        # Integers only (bool and float refused), and small enough to meet a float clock:
+        # 10**400 would overflow the comparison below instead of failing it.
+        if type(value) is not int or not 0 <= value <= MAX_TIME:
+            raise TokenInvalid()
+    if type(claims["sub"]) is not str or type(claims["jti"]) is not str or not claims["sub"]:
+        raise TokenInvalid()
+    if now >= exp + leeway or iat > now + leeway + 60 or auth_time > iat:
+        raise TokenInvalid()
+    if session_lifetime is not None and exp > auth_time + session_lifetime:
+        raise TokenInvalid()
+    nbf = claims.get("nbf")
+    if nbf is not None and (
+        type(nbf) is not int or not 0 <= nbf <= MAX_TIME or now + leeway < nbf
+    ):
+        raise TokenInvalid()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,42 +102,50 @@ class TokenService:
         algorithm: str = "HS256",
         clock: Callable[[], float] = time.time,
         leeway: float = 0.0,
+        keys: KeySet | None = None,
     ) -> None:
-        if algorithm not in HMAC_ALGORITHMS:
+        if keys is None:
+            if algorithm not in HMAC_ALGORITHMS:
+                raise ValueError(
+                    f"algorithm must be one of {', '.join(HMAC_ALGORITHMS)}; got {algorithm!r}"
+                )
+            if len(secret_key) < HMAC_KEY_SIZES[algorithm]:
+                raise ValueError(
+                    f"secret_key must be at least {HMAC_KEY_SIZES[algorithm]} bytes for "
+                    f"{algorithm}; generate one with "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(64))'`"
+                )
+            keys = KeySet((SigningKey.hmac(secret_key, algorithm=algorithm),))
+        elif not isinstance(keys, KeySet):
+            raise ValueError("keys must be a KeySet(...)")
+        current = keys.current
+        if current is None or not current.can_sign:
             raise ValueError(
-                f"algorithm must be one of {', '.join(HMAC_ALGORITHMS)}; got {algorithm!r}"
+                "the key set needs one 'current' key with its secret or private key to sign; "
+                "e.g. KeySet((SigningKey.generate('ES256'),))"
             )
-        if len(secret_key) < HMAC_KEY_SIZES[algorithm]:
-            raise ValueError(
-                f"secret_key must be at least {HMAC_KEY_SIZES[algorithm]} bytes for {algorithm}; "
-                "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(64))'`"
-            )
-        self._key = secret_key
-        # Keyed once: each token copies the prepared state instead of keying HMAC again.
-        self._mac = hmac.new(secret_key, digestmod=_HASHES[algorithm])
-        self._header = _b64url(
-            json.dumps({"alg": algorithm, "typ": "JWT"}, separators=(",", ":")).encode()
+        self.keys = keys
+        self._signer = Signer(current)
+        self.kid = current.kid
+        self.algorithm = current.algorithm
+        # Tokens of 0.1 carry no kid: they stay valid while an HMAC key with the service's
+        # secret is in a verifying state, so neither an upgrade nor a rotation logs anyone out.
+        verifying = list(keys.verifying())
+        unkeyed = next(
+            (
+                k
+                for k in verifying
+                if k.secret is not None and hmac.compare_digest(k.secret, secret_key)
+            ),
+            None,
         )
+        self._table = verify_table(verifying, unkeyed=unkeyed)
         self.issuer = issuer
         self.audience = audience
         self.lifetime = lifetime
         self.session_lifetime = session_lifetime
-        self.algorithm = algorithm
-        self._algorithms = [algorithm]
         self._clock = clock
         self._leeway = leeway
-        self._jwt = jwt.PyJWT(
-            options={
-                "verify_signature": True,
-                "verify_aud": True,
-                "verify_iss": True,
-                # Time claims are checked in verify() against the injected clock.
-                "verify_exp": False,
-                "verify_iat": False,
-                "verify_nbf": False,
-                "require": list(REQUIRED_CLAIMS),
-            }
-        )
 
     def issue(
         self,
@@ -142,52 +173,20 @@ class TokenService:
         return IssuedToken(self._encode(claims), claims)
 
     def _encode(self, claims: Mapping[str, Any]) -> str:
-        # Signing our own claims under our own fixed header needs no general JWS machinery:
-        # PyJWT's encode spends most of its ~50 us re-checking the key on every call. Every
-        # token issued here is verified by PyJWT in the tests, byte-compatible by construction.
-        signing_input = self._header + b"." + _b64url(json_bytes(claims))
-        mac = self._mac.copy()
-        mac.update(signing_input)
-        signature = mac.digest()
-        return (signing_input + b"." + _b64url(signature)).decode("ascii")
+        # Our own claims under our own fixed header: no general JWS machinery on this path.
+        return self._signer.encode(json_bytes(claims))
 
     def verify(self, token: str) -> dict[str, Any]:
         """Return the claims of a valid token; raise ``TokenInvalid`` for anything else."""
-        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
-            raise TokenInvalid()
-        try:
-            decoded = self._jwt.decode_complete(
-                token,
-                self._key,
-                algorithms=self._algorithms,
-                audience=self.audience,
-                issuer=self.issuer,
-            )
-        except Exception as exc:  # every PyJWT failure, and anything else, is a refusal
-            raise TokenInvalid() from exc
-        header = decoded["header"]
-        # We define no critical extensions, so any "crit" header names one we do not understand.
-        if "crit" in header:
-            raise TokenInvalid()
-        claims: dict[str, Any] = decoded["payload"]
-        now = self._clock()
-        exp, iat, auth_time = claims["exp"], claims["iat"], claims["auth_time"]
-        for value in (exp, iat, auth_time):
-            # Integers only (bool and float refused), and small enough to meet a float clock:
-            # 10**400 would overflow the comparison below instead of failing it.
-            if type(value) is not int or not 0 <= value <= MAX_TIME:
-                raise TokenInvalid()
-        if not isinstance(claims["sub"], str) or not isinstance(claims["jti"], str):
-            raise TokenInvalid()
-        if now >= exp + self._leeway or iat > now + self._leeway + 60 or auth_time > iat:
-            raise TokenInvalid()
-        if exp > auth_time + self.session_lifetime:
-            raise TokenInvalid()
-        nbf = claims.get("nbf")
-        if nbf is not None and (
-            type(nbf) is not int or not 0 <= nbf <= MAX_TIME or now + self._leeway < nbf
-        ):
-            raise TokenInvalid()
+        claims = decode(token, self._table)
+        check_claims(
+            claims,
+            issuer=self.issuer,
+            audience=self.audience,
+            now=self._clock(),
+            leeway=self._leeway,
+            session_lifetime=self.session_lifetime,
+        )
         return claims
 
 
@@ -200,4 +199,5 @@ __all__ = [
     "RESERVED_CLAIMS",
     "IssuedToken",
     "TokenService",
+    "check_claims",
 ]
