@@ -34,6 +34,8 @@ RESERVED_CLAIMS = frozenset(
         "did_value",
         "sid",
         "account_id",
+        "ens_name",
+        "recap",
     }
 )
 _HASHES = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
