@@ -69,6 +69,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+    parser.add_argument(
+        "--event-retention",
+        type=float,
+        default=90.0,
+        metavar="DAYS",
+        help="keep audit events (logins, refusals, ...) this many days in the user database "
+        "(default 90); list them with `asgi-wallet-auth events --since 24h`",
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -86,6 +94,9 @@ def serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    if not 0 < args.event_retention <= 36_500:
+        print("--event-retention must be a number of days in (0, 36500]", file=sys.stderr)
         return 2
     if args.workers > 1 and not args.redis_url:
         print(
@@ -138,6 +149,7 @@ def serve(args: argparse.Namespace) -> int:
             service.DB_ENV: str(db),
             service.REDIS_ENV: args.redis_url or "",
             service.DATABASE_URL_ENV: database_url or "",
+            service.EVENT_RETENTION_ENV: str(args.event_retention),
             **chains_env,
         }
     )

@@ -80,6 +80,7 @@ DATABASE_URL_ENV = "WALLET_AUTH_DATABASE_URL"
 RPC_URLS_ENV = "WALLET_AUTH_RPC_URLS"
 DEFAULT_CHAIN_ENV = "WALLET_AUTH_DEFAULT_CHAIN_ID"
 SOLANA_CLUSTERS_ENV = "WALLET_AUTH_SOLANA_CLUSTERS"
+EVENT_RETENTION_ENV = "WALLET_AUTH_EVENT_RETENTION_DAYS"
 
 
 def chains_from_env(env: Mapping[str, str]) -> list[ChainVerifier]:
@@ -140,7 +141,10 @@ def build_auth(
     database_url: str | None = None,
     chains: Mapping[str, str] | None = None,
 ) -> WalletAuth:
-    """The service's ``WalletAuth``: users at ``database_url`` or in SQLite ``db``; revocation."""
+    """The service's ``WalletAuth``: users at ``database_url`` or in SQLite ``db``; revocation;
+    audit events in the users' database, kept ``$WALLET_AUTH_EVENT_RETENTION_DAYS`` (90)."""
+    from .events import EventSettings
+    from .identity import IdentitySettings, event_store_for
     from .stores.sqlite import SQLiteUserStore
 
     nonce_store = None
@@ -148,14 +152,19 @@ def build_auth(
         from .stores.redis import RedisNonceStore
 
         nonce_store = RedisNonceStore(redis_url)
+    user_store = user_store_for(database_url) if database_url else SQLiteUserStore(db)
+    days = float(os.environ.get(EVENT_RETENTION_ENV) or 90)
     return WalletAuth(
         secret_key=secret,
         domain=domain,
         uri=uri,
-        user_store=user_store_for(database_url) if database_url else SQLiteUserStore(db),
+        user_store=user_store,
         nonce_store=nonce_store,
         tokens=TokenSettings(revocation=True),
         chains=chains_from_env(os.environ if chains is None else chains),
+        identity=IdentitySettings(
+            events=EventSettings(store=event_store_for(user_store), retention=days * 86_400)
+        ),
     )
 
 
@@ -282,6 +291,7 @@ __all__ = [
     "DATABASE_URL_ENV",
     "DB_ENV",
     "DOMAIN_ENV",
+    "EVENT_RETENTION_ENV",
     "REDIS_ENV",
     "SECRET_ENV",
     "SECRET_FILE_NAME",
