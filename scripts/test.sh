@@ -17,6 +17,7 @@ fi
 bash scripts/ci-postgres.sh
 bash scripts/ci-solana.sh || echo "the Solana Node cross-check could not be installed" >&2
 bash scripts/ci-chain.sh || echo "anvil and solc could not be installed" >&2
+bash scripts/ci-recap.sh || echo "the ReCap Node cross-check could not be installed" >&2
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
