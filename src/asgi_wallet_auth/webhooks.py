@@ -171,6 +171,7 @@ class WebhookDispatcher:
         self._client: httpx.AsyncClient | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
+        self._busy = 0  # attempts under way
         #: Set whenever a delivery is settled (made, dropped or given up): tests wait on it.
         self.settled = asyncio.Event()
 
@@ -228,7 +229,14 @@ class WebhookDispatcher:
         assert queue is not None
         while True:
             delivery = await queue.get()
-            await self._attempt(delivery)
+            self._busy += 1
+            try:
+                await self._attempt(delivery)
+            except asyncio.CancelledError:
+                self._give_up(delivery, "shut down during the attempt", dropped=True)
+                raise
+            finally:
+                self._busy -= 1
 
     async def _attempt(self, delivery: _Delivery) -> None:
         settings, client = self.settings, self._client
@@ -279,7 +287,14 @@ class WebhookDispatcher:
         self._put(delivery)
 
     async def aclose(self) -> None:
-        """Stop the workers; what is still queued or waiting to retry is dropped and counted."""
+        """Let the workers drain the queue for at most ``timeout`` seconds, then stop them; what
+        is still queued, under way or waiting to retry is dropped and counted."""
+        queue = self._queue
+        if self._workers and queue is not None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.settings.timeout
+            while (self._busy or not queue.empty()) and loop.time() < deadline:
+                await asyncio.sleep(0.01)  # bounded by the deadline
         for timer in self._timers:
             timer.cancel()
         pending = len(self._timers)
@@ -290,7 +305,6 @@ class WebhookDispatcher:
         for worker in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-        queue = self._queue
         while queue is not None and not queue.empty():
             queue.get_nowait()
             pending += 1
