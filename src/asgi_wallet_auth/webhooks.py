@@ -11,52 +11,37 @@ a full queue, or a delivery that keeps failing, is dropped, counted and logged.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import ipaddress
 import json
 import logging
 import random
-import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import anyio
 
 from .events import EVENT_KINDS, AuthEvent
+from .webhook_signing import (
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookVerificationError,
+    WebhookVerifier,
+    secret_bytes,
+    sign_webhook,
+    verify_webhook,
+)
 
 if TYPE_CHECKING:  # httpx is an optional dependency (the rpc extra)
     import httpx
 
 logger = logging.getLogger("asgi_wallet_auth.webhooks")
 
-ID_HEADER = "webhook-id"
-TIMESTAMP_HEADER = "webhook-timestamp"
-SIGNATURE_HEADER = "webhook-signature"
-_MIN_SECRET = 32
 # Statuses worth another attempt: the receiver is overloaded, restarting or asks to wait.
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-def _secret_bytes(secret: object) -> bytes:
-    key = secret.encode("utf-8") if isinstance(secret, str) else secret
-    if not isinstance(key, bytes) or len(key) < _MIN_SECRET:
-        raise ValueError(
-            "the webhook secret must be at least 32 bytes (share it with the receiver only); "
-            "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
-        )
-    return key
-
-
-def sign_webhook(secret: str | bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_secret_bytes(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
 
 
 def _is_loopback(host: str) -> bool:
@@ -117,7 +102,7 @@ class WebhookSettings:
         if isinstance(urls, str) or not urls:
             raise ValueError("urls must be a non-empty list, e.g. ['https://hooks.example/auth']")
         object.__setattr__(self, "urls", tuple(_check_url(u) for u in urls))
-        _secret_bytes(self.secret)
+        secret_bytes(self.secret)
         kinds = self.events
         if isinstance(kinds, str) or not kinds or any(k not in EVENT_KINDS for k in kinds):
             raise ValueError(f"webhook events must be a non-empty list of {', '.join(EVENT_KINDS)}")
@@ -166,12 +151,11 @@ class WebhookDispatcher:
         self.clock = clock
         self.stats = WebhookStats()
         self._httpx = httpx
-        self._secret = _secret_bytes(settings.secret)
+        self._secret = secret_bytes(settings.secret)
         self._queue: asyncio.Queue[_Delivery] | None = None
         self._client: httpx.AsyncClient | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
-        self._busy = 0  # attempts under way
         #: Set whenever a delivery is settled (made, dropped or given up): tests wait on it.
         self.settled = asyncio.Event()
 
@@ -229,14 +213,13 @@ class WebhookDispatcher:
         assert queue is not None
         while True:
             delivery = await queue.get()
-            self._busy += 1
             try:
                 await self._attempt(delivery)
             except asyncio.CancelledError:
                 self._give_up(delivery, "shut down during the attempt", dropped=True)
                 raise
             finally:
-                self._busy -= 1
+                queue.task_done()
 
     async def _attempt(self, delivery: _Delivery) -> None:
         settings, client = self.settings, self._client
@@ -291,10 +274,8 @@ class WebhookDispatcher:
         is still queued, under way or waiting to retry is dropped and counted."""
         queue = self._queue
         if self._workers and queue is not None:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.settings.timeout
-            while (self._busy or not queue.empty()) and loop.time() < deadline:
-                await asyncio.sleep(0.01)  # bounded by the deadline
+            with anyio.move_on_after(self.settings.timeout):
+                await queue.join()  # every queued delivery attempted once more, or the deadline
         for timer in self._timers:
             timer.cancel()
         pending = len(self._timers)
@@ -314,93 +295,6 @@ class WebhookDispatcher:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-
-
-class WebhookVerificationError(ValueError):
-    """A webhook that is not authentic, too old or too new, or seen before."""
-
-
-class WebhookVerifier:
-    """The receiver's check: ``WebhookVerifier(secret).verify(body, headers)`` -> the payload.
-
-    Refuses a signature that is not the sender's (any of ``secret``'s entries, for rotation), a
-    timestamp more than ``tolerance`` seconds from ``clock()``, and an id already accepted
-    within the tolerance (a replay). Remembered ids are bounded by ``max_remembered``; past it
-    new deliveries are refused rather than old ids forgotten early.
-    """
-
-    def __init__(
-        self,
-        secret: str | bytes | Collection[str | bytes],
-        *,
-        tolerance: float = 300.0,
-        clock: Callable[[], float] = time.time,
-        max_remembered: int = 100_000,
-    ) -> None:
-        keys = [secret] if isinstance(secret, (str, bytes)) else list(secret)
-        if not keys:
-            raise ValueError("give the webhook secret (or a list of them while rotating)")
-        self._keys = [_secret_bytes(k) for k in keys]
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)):
-            raise ValueError("tolerance must be a number of seconds, e.g. 300")
-        if not 0 < tolerance <= 3600:
-            raise ValueError("tolerance must be in (0, 3600] seconds, e.g. 300")
-        self.tolerance = float(tolerance)
-        self.clock = clock
-        self.max_remembered = max_remembered
-        self._seen: dict[str, float] = {}
-
-    def verify(self, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
-        """The decoded payload of an authentic, fresh, first-seen delivery; else the error."""
-        lower = {k.lower(): v for k, v in headers.items()}
-        msg_id = lower.get(ID_HEADER)
-        stamp = lower.get(TIMESTAMP_HEADER)
-        signatures = lower.get(SIGNATURE_HEADER)
-        if not msg_id or not stamp or not signatures:
-            raise WebhookVerificationError("missing webhook-id, webhook-timestamp or signature")
-        if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
-            raise WebhookVerificationError("webhook-timestamp is not Unix seconds")
-        timestamp = int(stamp)
-        now = self.clock()
-        if abs(now - timestamp) > self.tolerance:
-            raise WebhookVerificationError("webhook-timestamp is outside the tolerance")
-        expected = [sign_webhook(key, msg_id, timestamp, body)[3:] for key in self._keys]
-        offered = [s[3:] for s in signatures.split() if s.startswith("v1,")]
-        if not any(hmac.compare_digest(e.encode(), o.encode()) for e in expected for o in offered):
-            raise WebhookVerificationError("webhook signature does not match")
-        self._forget(now)
-        if msg_id in self._seen:
-            raise WebhookVerificationError("webhook already received (a replay)")
-        if len(self._seen) >= self.max_remembered:
-            raise WebhookVerificationError("too many webhooks in the tolerance window")
-        self._seen[msg_id] = now + 2 * self.tolerance
-        try:
-            payload = json.loads(body)
-        except ValueError as exc:
-            raise WebhookVerificationError("webhook body is not JSON") from exc
-        if not isinstance(payload, dict):
-            raise WebhookVerificationError("webhook body is not a JSON object")
-        return payload
-
-    def _forget(self, now: float) -> None:
-        # Ids outlive the tolerance on both sides of a timestamp, then cannot come back fresh.
-        if self._seen and next(iter(self._seen.values())) <= now:
-            self._seen = {k: v for k, v in self._seen.items() if v > now}
-
-
-def verify_webhook(
-    secret: str | bytes,
-    body: bytes,
-    headers: Mapping[str, str],
-    *,
-    tolerance: float = 300.0,
-    now: float | None = None,
-) -> dict[str, Any]:
-    """Check signature and timestamp of one delivery (no replay memory: use WebhookVerifier)."""
-    verifier = WebhookVerifier(
-        secret, tolerance=tolerance, clock=(lambda: now) if now is not None else time.time
-    )
-    return verifier.verify(body, headers)
 
 
 __all__ = [
