@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
-import anyio
 from starlette.types import Scope
 
 from .errors import StoreUnavailable
@@ -254,6 +253,7 @@ class EventLog:
         self._queue: asyncio.Queue[AuthEvent] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._warned_idle = False
+        self._stopping = False
 
     @property
     def writes(self) -> bool:
@@ -301,17 +301,20 @@ class EventLog:
         settings = self.settings
         assert settings is not None
         try:
-            with anyio.fail_after(settings.timeout):
-                if settings.store is not None:
-                    await settings.store.record(event)
-                if settings.on_event is not None:
-                    await settings.on_event(event)
+            await asyncio.wait_for(self._sinks(settings, event), settings.timeout)
         except Exception as exc:
             self.failed += 1
             logger.error("audit event %s not recorded: %s", event.kind, type(exc).__name__)
             return False
         self.recorded += 1
         return True
+
+    @staticmethod
+    async def _sinks(settings: EventSettings, event: AuthEvent) -> None:
+        if settings.store is not None:
+            await settings.store.record(event)
+        if settings.on_event is not None:
+            await settings.on_event(event)
 
     async def purge(self) -> int:
         """Delete the stored events older than the retention; how many (0 without a store)."""
@@ -336,7 +339,9 @@ class EventLog:
     async def _run(self) -> None:
         settings, queue = self.settings, self._queue
         assert settings is not None and queue is not None
-        while True:
+        # The flag, not only the cancellation, ends the loop: Python 3.11's wait_for can lose a
+        # cancellation that arrives as the awaited write completes.
+        while not self._stopping:
             try:
                 event = await asyncio.wait_for(queue.get(), settings.purge_interval)
             except asyncio.TimeoutError:
@@ -350,12 +355,24 @@ class EventLog:
         worker, self._worker = self._worker, None
         if worker is None:
             return
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
+        self._stopping = True
+        await stop_task(worker)
+        self._stopping = False
         queue = self._queue
         while queue is not None and not queue.empty():
             await self._write(queue.get_nowait())
+
+
+async def stop_task(task: asyncio.Task[None], attempts: int = 10) -> None:
+    """Cancel ``task`` and wait for it to end (cancelled again if a cancellation got lost)."""
+    for _ in range(attempts):
+        task.cancel()
+        done, _pending = await asyncio.wait({task}, timeout=1.0)
+        if done:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
+            return
+    logger.error("a background task did not stop")
 
 
 __all__ = [
@@ -380,4 +397,5 @@ __all__ = [
     "note_claimed_address",
     "refusal_event",
     "session_digest",
+    "stop_task",
 ]

@@ -11,7 +11,6 @@ a full queue, or a delivery that keeps failing, is dropped, counted and logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import logging
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from .events import EVENT_KINDS, AuthEvent
+from .events import EVENT_KINDS, AuthEvent, stop_task
 from .webhook_signing import (
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -282,10 +281,7 @@ class WebhookDispatcher:
         self._timers.clear()
         workers, self._workers = self._workers, []
         for worker in workers:
-            worker.cancel()
-        for worker in workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            await stop_task(worker)
         while queue is not None and not queue.empty():
             queue.get_nowait()
             pending += 1
