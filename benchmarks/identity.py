@@ -21,7 +21,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from run import KEY, SECRET, AsgiDriver, compare, http_scope
 
-from asgi_wallet_auth import WalletAuth
+from asgi_wallet_auth import LoginSettings, WalletAuth
 from asgi_wallet_auth.events import AuthEvent, EventSettings, MemoryEventStore
 from asgi_wallet_auth.identity import IdentitySettings
 
@@ -57,6 +57,8 @@ def services() -> dict[str, WalletAuth]:
         "secret_key": SECRET,
         "domain": "example.com",
         "uri": "https://example.com",
+        # Thousands of secrets are issued up front from one client address.
+        "login": LoginSettings(max_outstanding_secrets=1_000_000),
     }
     seen: list[AuthEvent] = []
 
