@@ -191,6 +191,7 @@ def test_the_events_command_lists_what_the_service_recorded(
         await auth.startup()
         async with client_for(auth) as client:
             await login(client, wallet)
+            clock.advance(1)  # events are listed by time
             assert_error(await client.post("/login", json={"wallet_address": 1}), 400)
         await auth.aclose()
         users.close()
