@@ -19,6 +19,7 @@ bash scripts/ci-solana.sh || echo "the Solana Node cross-check could not be inst
 bash scripts/ci-chain.sh || echo "anvil and solc could not be installed" >&2
 bash scripts/ci-web3mq.sh || echo "the Web3MQ SDK could not be installed" >&2
 bash scripts/ci-browser.sh || echo "Chromium could not be installed" >&2
+bash scripts/ci-recap.sh || echo "the ReCap Node cross-check could not be installed" >&2
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'

@@ -129,3 +129,13 @@ def wallets(anvil: Any, contracts: dict[str, bytes]) -> Any:
     from tests.chain_kit import deploy
 
     return deploy(anvil.url, CHAIN_ID, contracts)
+
+
+@pytest.fixture(scope="session")
+def identity_chain(anvil: Any) -> Any:
+    """Mock ERC-20/721/1155 tokens and a small ENS on ``anvil`` (tests/identity_chain.py)."""
+    from tests.anvil_node import CHAIN_ID, CONTRACTS, compile_contracts
+    from tests.identity_chain import deploy_identity
+
+    contracts = compile_contracts(CONTRACTS / "MockIdentity.sol")
+    return deploy_identity(anvil.url, CHAIN_ID, contracts)

@@ -108,9 +108,9 @@ async def test_a_fresh_database_gets_every_migration_recorded(
 ) -> None:
     await store.open()
     assert await versions(postgres_server.url, store.prefix) == list(range(1, SCHEMA_VERSION + 1))
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION == 4
     await store.open()  # opening again changes nothing
-    assert await versions(postgres_server.url, store.prefix) == [1, 2, 3]
+    assert await versions(postgres_server.url, store.prefix) == [1, 2, 3, 4]
     assert await store.count() == 0
 
 
@@ -134,7 +134,7 @@ async def test_an_older_schema_is_migrated_keeping_its_users(
     store = PostgresUserStore(postgres_server.url, prefix=prefix)
     try:
         await store.open()
-        assert await versions(postgres_server.url, prefix) == [1, 2, 3]
+        assert await versions(postgres_server.url, prefix) == [1, 2, 3, 4]
         old = UserRecord("alice", ADDRESS, "eth", T0, T0, (KEY_1,))
         assert await store.get("alice") == old
         merged = await store.merge(
@@ -154,12 +154,12 @@ async def test_a_newer_schema_is_refused_with_the_reason_and_nothing_changes(
     await first.aclose()
     conn = await asyncpg.connect(postgres_server.url)
     try:  # what a later release would leave behind
-        await conn.execute(f"INSERT INTO {prefix}schema_version VALUES (4)")  # noqa: S608
+        await conn.execute(f"INSERT INTO {prefix}schema_version VALUES (5)")  # noqa: S608
     finally:
         await conn.close()
     store = PostgresUserStore(postgres_server.url, prefix=prefix)
     try:
-        with pytest.raises(SchemaVersionError, match=r"version 4, newer than version 3") as info:
+        with pytest.raises(SchemaVersionError, match=r"version 5, newer than version 4") as info:
             await store.open()
         assert "upgrade asgi-wallet-auth" in str(info.value)
         with pytest.raises(SchemaVersionError):
@@ -167,7 +167,7 @@ async def test_a_newer_schema_is_refused_with_the_reason_and_nothing_changes(
         async with client_for(make_auth(clock, user_store=store)) as client:
             response = await legacy_login(client, wallet)
             assert response.status_code == 503 and response.json()["code"] == 50301
-        assert await versions(postgres_server.url, prefix) == [1, 2, 3, 4]
+        assert await versions(postgres_server.url, prefix) == [1, 2, 3, 4, 5]
     finally:
         await store.aclose()
 
@@ -212,7 +212,7 @@ async def test_hosts_starting_together_migrate_once(postgres_server: PostgresSer
     stores = [PostgresUserStore(postgres_server.url, prefix=prefix) for _ in range(6)]
     try:
         await asyncio.gather(*(s.open() for s in stores))
-        assert await versions(postgres_server.url, prefix) == [1, 2, 3]
+        assert await versions(postgres_server.url, prefix) == [1, 2, 3, 4]
         await stores[0].merge(UserRecord("alice", ADDRESS, "eth", T0, T0), max_devices=4)
         assert all([await s.get("alice") is not None for s in stores])
     finally:

@@ -137,7 +137,7 @@ def test_serve_refuses_a_newer_schema_at_startup_with_the_reason(
         env={"PATH": "/usr/bin:/bin", "WALLET_AUTH_SECRET": SECRET_KEY},
     )
     assert result.returncode == 2
-    assert "version 9, newer than version 3" in result.stderr
+    assert "version 9, newer than version 4" in result.stderr
     assert "upgrade asgi-wallet-auth" in result.stderr
 
 

@@ -22,8 +22,11 @@ from .core import Route, logger
 from .cors import CorsPolicy, CorsSettings
 from .envelope import send_error
 from .errors import MethodNotAllowed, NotFound, WalletAuthError
+from .events import refusal_event
+from .identity import IdentityLayer, IdentitySettings
 from .ratelimit import RateLimit
 from .routes.keys import KeyRoutes
+from .routes.reauth import Reauthentication
 from .routes.secret import SecretLogin
 from .routes.session import SessionRoutes
 from .routes.siwe import SignInInfo
@@ -104,6 +107,7 @@ class WalletAuth:
         on_login: LoginHook | None = None,
         on_refresh: LoginHook | None = None,
         clock: Callable[[], float] = time.time,
+        identity: IdentitySettings | None = None,
         **legacy: Any,
     ) -> None:
         if legacy:
@@ -127,6 +131,7 @@ class WalletAuth:
             ("cookie", cookie, CookieSettings),
             ("rate_limit", rate_limit, RateLimit),
             ("cors", cors, CorsSettings),
+            ("identity", identity, IdentitySettings),
         ):
             if value is not None and not isinstance(value, kind):
                 raise ValueError(f"{name} must be None or a {kind.__name__}(...)")
@@ -166,6 +171,8 @@ class WalletAuth:
             if cors is None
             else CorsPolicy(cors, extra_headers=() if cookie is None else [cookie.csrf_header_name])
         )
+        # Audit events, webhooks, gates and names (docs/identity.md): inert when None.
+        self.identity = IdentityLayer(identity, chains=self.chains, clock=clock)
 
         self.sessions = SessionLayer(
             secret_key=key,
@@ -177,6 +184,7 @@ class WalletAuth:
             on_login=on_login,
             on_refresh=on_refresh,
             clock=clock,
+            identity=self.identity,
         )
         self.signed = SignedRequests(
             self.web3mq_settings,
@@ -185,18 +193,19 @@ class WalletAuth:
             max_body_size=self.login_settings.max_body_size,
             clock=clock,
         )
+        secret_login = SecretLogin(
+            self.login_settings,
+            domain=self.domain,
+            uri=self.uri,
+            chains=self.chains,
+            nonce_store=self.nonce_store,
+            user_store=self.user_store,
+            sessions=self.sessions,
+            rate_limit=rate_limit,
+            clock=clock,
+        )
         families = (
-            SecretLogin(
-                self.login_settings,
-                domain=self.domain,
-                uri=self.uri,
-                chains=self.chains,
-                nonce_store=self.nonce_store,
-                user_store=self.user_store,
-                sessions=self.sessions,
-                rate_limit=rate_limit,
-                clock=clock,
-            ),
+            secret_login,
             Web3MQLogin(
                 self.web3mq_settings,
                 uri=self.uri,
@@ -219,6 +228,7 @@ class WalletAuth:
                 clock=clock,
             ),
             KeyRoutes(self.sessions.tokens.keys),
+            Reauthentication(secret_login, self.sessions),
         )
         self.routes: Mapping[str, Route] = {
             route.path: route for family in families for route in family.routes()
@@ -341,6 +351,9 @@ class WalletAuth:
             logger.info(
                 "refused %r: code=%d (%s)", scope.get("path"), error.code, type(error).__name__
             )
+            self.identity.events.emit_nowait(
+                refusal_event(scope, error.code, type(error).__name__, self.clock())
+            )
             await send_error(send, error)
 
     def _route(self, scope: Scope) -> Route:
@@ -364,9 +377,11 @@ class WalletAuth:
         for verifier in self.chains.values():
             if isinstance(verifier, ServiceConnections):
                 await verifier.startup()
+        await self.identity.startup()  # the audit-event writer and the webhook workers
 
     async def aclose(self) -> None:
-        """Close the connections ``startup`` checked."""
+        """Close the connections ``startup`` checked; write queued events, stop the workers."""
+        await self.identity.aclose()
         for verifier in self.chains.values():
             if isinstance(verifier, ServiceConnections):
                 await verifier.aclose()

@@ -1,7 +1,7 @@
 """The ``asgi-wallet-auth`` command.
 
 ``serve`` runs the standalone auth service; ``login`` logs a wallet in to a running service and
-prints the access token.
+prints the access token; ``events`` lists the audit events the service recorded.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from .cli_events import add_events_arguments, events
 from .cli_serve import add_serve_arguments, serve
 from .client import DEFAULT_KEY_ENV, DEFAULT_STATEMENT, DEFAULT_TIMEOUT, redact
 from .errors import MessageRejected
@@ -150,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the whole success data object as JSON instead of the token alone",
     )
+    listing = commands.add_parser(
+        "events",
+        help="list the audit events serve recorded (logins, refusals, refreshes, logouts, ...)",
+        description="List the audit events in the service's database, oldest first: "
+        "asgi-wallet-auth events --since 24h [--kind refusal] [--json].",
+    )
+    add_events_arguments(listing)
     return parser
 
 
@@ -234,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args)
     if args.command == "login":
         return login(args)
+    if args.command == "events":
+        return events(args)
     return 2  # pragma: no cover - argparse enforces a command
 
 

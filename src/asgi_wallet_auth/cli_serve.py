@@ -119,6 +119,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["debug", "info", "warning", "error"],
         help="the least important messages printed (default info: one line per request)",
     )
+    parser.add_argument(
+        "--event-retention",
+        type=float,
+        default=90.0,
+        metavar="DAYS",
+        help="keep audit events (logins, refusals, ...) this many days in the user database "
+        "(default 90); list them with `asgi-wallet-auth events --since 24h`",
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -137,6 +145,9 @@ def serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    if not 0 < args.event_retention <= 36_500:
+        print("--event-retention must be a number of days in (0, 36500]", file=sys.stderr)
         return 2
     if args.workers > 1 and not args.redis_url:
         print(
@@ -207,6 +218,7 @@ def serve(args: argparse.Namespace) -> int:
             service.REDIS_ENV: args.redis_url or "",
             service.DATABASE_URL_ENV: database_url or "",
             service.SIGNING_KEY_ENV: str(signing_key or ""),
+            service.EVENT_RETENTION_ENV: str(args.event_retention),
             **chains_env,
         }
     )

@@ -41,6 +41,7 @@ _NEW_KEYWORDS = frozenset(
     {
         "secret_key", "domain", "uri", "nonce_store", "user_store", "replay_store", "chains",
         "tokens", "login", "web3mq", "cookie", "rate_limit", "on_login", "on_refresh", "clock",
+        "identity",
     }
 )
 _CLASSES = {"tokens": TokenSettings, "login": LoginSettings, "web3mq": Web3MQSettings}

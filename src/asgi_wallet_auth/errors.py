@@ -58,6 +58,12 @@ class UnsupportedLoginMethod(InvalidRequest):
     code, msg = 40005, "login method not enabled"
 
 
+class InvalidCapabilities(InvalidRequest):
+    """A ReCap (ERC-5573) in a sign-in message that is malformed or not what its statement says."""
+
+    code, msg = 40006, "invalid ReCap capabilities"
+
+
 # 401: authentication failed.
 class AuthenticationFailed(WalletAuthError):
     """The request is well formed but does not prove control of the wallet."""
@@ -141,6 +147,15 @@ class SessionKeyExpired(AuthenticationFailed):
     code, msg = 40109, "session key has expired; log in again"
 
 
+class ReauthenticationRequired(AuthenticationFailed):
+    """A step-up route: the session's last wallet signature is older than the route allows."""
+
+    code, msg = 40114, "a recent wallet signature is required; re-authenticate"
+    default_headers: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"www-authenticate": 'Bearer error="insufficient_user_authentication"'}
+    )
+
+
 # 403 / 409: identity and policy.
 class LoginRefused(WalletAuthError):
     """An application hook refused this login."""
@@ -159,6 +174,12 @@ class CsrfRejected(WalletAuthError):
     websocket authenticated by the cookie)."""
 
     code, status, msg = 40303, 403, "CSRF token missing or invalid"
+
+
+class ReauthenticationMismatch(WalletAuthError):
+    """A re-authentication signed by another wallet than the session's."""
+
+    code, status, msg = 40305, 403, "re-authentication must come from the session's wallet"
 
 
 class IdentityConflict(WalletAuthError):
@@ -236,6 +257,7 @@ __all__ = [
     "IdentityConflict",
     "InsufficientScope",
     "InvalidAddress",
+    "InvalidCapabilities",
     "InvalidMessage",
     "InvalidRequest",
     "InvalidSignatureFormat",
@@ -247,6 +269,8 @@ __all__ = [
     "MethodNotAllowed",
     "NotFound",
     "RateLimited",
+    "ReauthenticationMismatch",
+    "ReauthenticationRequired",
     "ReplayRejected",
     "SecretRejected",
     "SessionExpired",

@@ -17,6 +17,7 @@ so there is one implementation of the login logic; bodies are still parsed by th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -87,6 +88,20 @@ def require_scopes(*scopes: str) -> DependsParam:
     return marker
 
 
+def require_recent_login(seconds: float, *, clock: Callable[[], float] = time.time) -> DependsParam:
+    """A dependency that refuses (401, code 40114) a wallet whose session last signed more than
+    ``seconds`` ago: the client re-authenticates (``POST /reauthenticate``) and retries."""
+    from .stepup import check_max_age, check_recent_login
+
+    max_age = check_max_age(seconds)
+
+    async def dependency(user: CurrentWallet) -> WalletUser:
+        return check_recent_login(user, max_age, clock())
+
+    marker: DependsParam = Depends(dependency)
+    return marker
+
+
 async def envelope_error_handler(request: Request, exc: Exception) -> Response:
     """Render a ``WalletAuthError`` raised in a FastAPI handler or dependency as the envelope."""
     error = exc if isinstance(exc, WalletAuthError) else WalletAuthError()
@@ -116,6 +131,15 @@ class SecretRequest(BaseModel):
     """Body of ``POST /login_random_secret``."""
 
     wallet_address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    resources: list[str] | None = Field(
+        default=None, description="Resources the EIP-4361 message must carry, exactly"
+    )
+    request_id: str | None = Field(
+        default=None, description="Request ID the EIP-4361 message must carry"
+    )
+    not_before: str | None = Field(
+        default=None, description="Not Before (RFC 3339) the EIP-4361 message must carry"
+    )
 
 
 class SecretEnvelope(_Envelope):
@@ -254,6 +278,14 @@ def login_router(auth: WalletAuth) -> APIRouter:
         ("/login", "POST", LoginRequest, TokenEnvelope, False, "Log in with a wallet signature"),
         ("/refresh", "GET", None, TokenEnvelope, True, "Refresh an access token"),
         ("/api/user_login/", "POST", UserLoginRequest, UserLoginEnvelope, False, "Web3MQ login"),
+        (
+            "/reauthenticate",
+            "POST",
+            LoginRequest,
+            TokenEnvelope,
+            True,
+            "Sign again for the same session (step-up)",
+        ),
     ]
     if auth.revocation:
         routes.append(("/logout", "POST", None, EmptyEnvelope, True, "Revoke the access token"))
@@ -321,5 +353,6 @@ __all__ = [
     "envelope_error_handler",
     "login_router",
     "optional_wallet",
+    "require_recent_login",
     "require_scopes",
 ]

@@ -10,12 +10,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .credentials import Authenticator, CorsHeaders, bearer_token, query_token
 from .envelope import header, send_error
 from .errors import WalletAuthError
+from .grants import credentials_for, has_grants
 
 _WS_POLICY_VIOLATION = 1008
 
 
 class _Authenticated(AuthCredentials):
     """``AuthCredentials(["authenticated"])`` that nobody can change: one serves every request."""
+
+    #: No ReCap: a token with one gets ``WalletCredentials`` (grants.py) instead.
+    capabilities = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,7 +53,7 @@ class WalletAuthMiddleware:
         # change before expiry: no revocation. The WalletAuth's own token cache backs it.
         self._fast_size = auth.token_cache_size
         # OrderedDict: O(1) eviction of the oldest entry (see SessionLayer.cache).
-        self._fast: OrderedDict[bytes, tuple[int, BaseUser]] | None = (
+        self._fast: OrderedDict[bytes, tuple[int, BaseUser, AuthCredentials]] | None = (
             OrderedDict() if auth.token_cache_size and not auth.revocation else None
         )
         self._clock = auth.clock
@@ -73,7 +77,7 @@ class WalletAuthMiddleware:
             hit = fast.get(raw)  # type: ignore[arg-type]  # None is never a key
             if hit is not None and self._clock() < hit[0]:
                 scope["user"] = hit[1]
-                scope["auth"] = _AUTHENTICATED
+                scope["auth"] = hit[2]
                 await self.app(scope, receive, send)
                 return
         kind = scope["type"]
@@ -106,17 +110,19 @@ class WalletAuthMiddleware:
                 if auth.revocation
                 else auth.authenticate_token(token)
             )
+            credentials = credentials_for(user) if has_grants(user) else _AUTHENTICATED
             fast = self._fast
             if fast is not None and from_header:  # only a bearer header may fill the fast path
                 raw = header(scope, b"authorization")
                 if raw is not None:
                     if len(fast) >= self._fast_size:
                         fast.popitem(last=False)
-                    fast[raw] = (int(user.claims["exp"]), user)
-            return user, _AUTHENTICATED, receive
+                    fast[raw] = (int(user.claims["exp"]), user, credentials)
+            return user, credentials, receive
         cookie_user = await self.auth.authenticate_cookie(scope)
         if cookie_user is not None:
-            return cookie_user, _AUTHENTICATED, receive
+            grants = credentials_for(cookie_user) if has_grants(cookie_user) else _AUTHENTICATED
+            return cookie_user, grants, receive
         signed_user, receive = await self.auth.authenticate_signed(scope, receive)
         if signed_user is not None:
             return signed_user, _AUTHENTICATED, receive

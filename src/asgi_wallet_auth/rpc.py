@@ -229,9 +229,13 @@ class RpcClient:
             self._log(chain_id, f"{method} answered JSON-RPC error {reply.code}")
             raise RpcError(reply.code) from None
 
-    async def eth_call(self, chain_id: int, data: bytes, *, block: str = "latest") -> CallResult:
-        """A deployless ``eth_call`` (no ``to``: ``data`` is creation code) on ``chain_id``."""
-        params = [{"data": "0x" + data.hex()}, block]
+    async def eth_call(
+        self, chain_id: int, data: bytes, *, block: str = "latest", to: str | None = None
+    ) -> CallResult:
+        """An ``eth_call`` on ``chain_id``: to the contract ``to``, or deployless without it
+        (``data`` is then creation code)."""
+        call = {"data": "0x" + data.hex()} if to is None else {"to": to, "data": "0x" + data.hex()}
+        params = [call, block]
         try:
             result = await self._guarded(chain_id, "eth_call", params)
         except _ErrorReply as reply:

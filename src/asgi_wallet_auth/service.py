@@ -76,6 +76,9 @@ def create_service_app(auth: WalletAuth) -> Starlette:
         finally:
             await auth.aclose()
             await close_store(auth.user_store)
+            events = auth.identity.events.settings
+            if events is not None and events.store is not None:
+                await close_store(events.store)  # SQLite's events live in the users' file
 
     page = SignInPage(auth_url="", me_url="/me")
     middleware = [Middleware(WalletAuthMiddleware, auth=auth)]
@@ -136,6 +139,8 @@ def web3mq_from_env(env: Mapping[str, str], uri: str) -> Web3MQSettings:
 CORS_ORIGINS_ENV = "WALLET_AUTH_CORS_ORIGINS"
 COOKIES_ENV = "WALLET_AUTH_COOKIES"
 CHAIN_IDS_ENV = "WALLET_AUTH_CHAIN_IDS"
+
+EVENT_RETENTION_ENV = "WALLET_AUTH_EVENT_RETENTION_DAYS"
 
 
 def chains_from_env(env: Mapping[str, str]) -> list[ChainVerifier]:
@@ -206,27 +211,36 @@ def build_auth(
     origins allowed by CORS) and ``WALLET_AUTH_COOKIES=1`` (the cookie transport, ``Secure``
     where the URI is https). ``keys`` (``--signing-key``): they sign; the service secret's HS256
     key keeps verifying the tokens it signed before (``previous``), so moving to a key file logs
-    nobody out.
+    nobody out. Audit events go to the users' database, kept
+    ``$WALLET_AUTH_EVENT_RETENTION_DAYS`` (90).
     """
-    cors, cookie = browser_settings(os.environ if browser is None else browser, uri)
+    from .events import EventSettings
+    from .identity import IdentitySettings, event_store_for
     from .stores.sqlite import SQLiteUserStore
+
+    cors, cookie = browser_settings(os.environ if browser is None else browser, uri)
 
     nonce_store = None
     if redis_url:
         from .stores.redis import RedisNonceStore
 
         nonce_store = RedisNonceStore(redis_url)
+    user_store = user_store_for(database_url) if database_url else SQLiteUserStore(db)
+    days = float(os.environ.get(EVENT_RETENTION_ENV) or 90)
     return WalletAuth(
         secret_key=secret,
         domain=domain,
         uri=uri,
-        user_store=user_store_for(database_url) if database_url else SQLiteUserStore(db),
+        user_store=user_store,
         nonce_store=nonce_store,
         tokens=TokenSettings(revocation=True, keys=with_secret(keys, secret)),
         chains=chains_from_env(os.environ if chains is None else chains),
         web3mq=web3mq_from_env(os.environ if chains is None else chains, uri),
         cors=cors,
         cookie=cookie,
+        identity=IdentitySettings(
+            events=EventSettings(store=event_store_for(user_store), retention=days * 86_400)
+        ),
     )
 
 
@@ -442,6 +456,7 @@ __all__ = [
     "DATABASE_URL_ENV",
     "DB_ENV",
     "DOMAIN_ENV",
+    "EVENT_RETENTION_ENV",
     "REDIS_ENV",
     "SECRET_ENV",
     "SECRET_FILE_NAME",

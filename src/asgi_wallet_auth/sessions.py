@@ -20,6 +20,8 @@ from .core import guarded, run_hook
 from .credentials import bearer_token
 from .envelope import send_ok
 from .errors import TokenInvalid, TokenMissing
+from .events import event_from_claims
+from .identity import IdentityLayer
 from .settings import LoginHook, TokenSettings
 from .stores.base import ENDED, SessionStore
 from .tokens import IssuedToken, TokenService
@@ -50,8 +52,13 @@ class SessionLayer:
         on_login: LoginHook | None,
         on_refresh: LoginHook | None,
         clock: Callable[[], float],
+        identity: IdentityLayer | None = None,
     ) -> None:
         self.settings = settings
+        #: Audit events, gates and names (``IdentitySettings``); inert where not configured.
+        self.identity = identity if identity is not None else IdentityLayer(
+            None, chains=chains, clock=clock
+        )
         self.tokens = TokenService(
             secret_key=secret_key,
             issuer=settings.issuer or uri,
@@ -200,11 +207,21 @@ class SessionLayer:
     # -- issuing -----------------------------------------------------------------------------
 
     async def start(
-        self, scope: Scope, record: UserRecord, now: float, *, account_id: str | None = None
+        self,
+        scope: Scope,
+        record: UserRecord,
+        now: float,
+        *,
+        account_id: str | None = None,
+        claims: Mapping[str, Any] | None = None,
+        session: Mapping[str, Any] | None = None,
     ) -> IssuedToken:
         """The token a login of ``record`` ends with, after the application's ``on_login`` hook.
 
-        ``account_id`` (CAIP-10) tells chains apart in the token and ``request.user``.
+        ``account_id`` (CAIP-10) tells chains apart in the token and ``request.user``; ``claims``
+        are what the signed message grants (a ReCap). Gate scopes and the ENS name are added.
+        ``session``: the claims of a token whose session this login re-authenticates (its
+        ``sid`` is kept, and with revocation that token is retired, once).
 
         The hook runs before the caller stores the user: a refused login leaves nothing behind.
         """
@@ -220,8 +237,20 @@ class SessionLayer:
                 address=record.address, userid=record.userid, did_type=record.did_type, claims=base
             )
             base = {**await run_hook(self.on_login, scope, user), **base}
-        base["sid"] = secrets.token_urlsafe(16)  # the session: kept by every refresh
-        return self.tokens.issue(subject=record.address, auth_time=int(now), extra=base)
+        if claims:
+            base.update(claims)
+        base.update(await self.identity.login_claims(record.address, record.did_type, base))
+        if session is None:
+            base["sid"] = secrets.token_urlsafe(16)  # the session: kept by every refresh
+            return self.tokens.issue(subject=record.address, auth_time=int(now), extra=base)
+        base["sid"] = sid = session_id(session)
+        jti = secrets.token_hex(16)
+        ttl = max(1.0, int(now) + self.settings.session_lifetime - self.clock())
+        if self.revocation and not await guarded(
+            self.session_store.advance(sid, session["jti"], jti, ttl)
+        ):
+            raise TokenInvalid()  # ended, or another token of it was issued meanwhile
+        return self.tokens.issue(subject=record.address, auth_time=int(now), extra=base, jti=jti)
 
     async def refresh(self, scope: Scope, user: WalletUser) -> IssuedToken:
         """A new token for the same session as ``user``'s; with revocation, the old one retired.
@@ -233,6 +262,13 @@ class SessionLayer:
         carried = {k: v for k, v in claims.items() if k not in _RECOMPUTED_CLAIMS}
         carried["sid"] = sid = session_id(claims)
         extra = await run_hook(self.on_refresh, scope, user)
+        # Gates are asked again: a wallet that sold its token loses the scope at refresh.
+        rescoped, scope_claim = await self.identity.refresh_scope({**carried, **extra})
+        if rescoped:
+            carried.pop("scope", None)
+            extra.pop("scope", None)
+            if scope_claim is not None:
+                extra["scope"] = scope_claim
         jti = secrets.token_hex(16)
         if self.revocation and not await guarded(
             self.session_store.advance(sid, claims["jti"], jti, self._session_ttl(claims))
@@ -244,6 +280,15 @@ class SessionLayer:
             extra={**carried, **extra},
             jti=jti,
         )
+
+    async def record(self, kind: str, scope: Scope, claims: Mapping[str, Any]) -> None:
+        """The audit event of a request ending with a token of ``claims`` (503 if a store that
+        must record it cannot)."""
+        await self.identity.events.emit(event_from_claims(kind, scope, claims, self.clock()))
+
+    def record_nowait(self, kind: str, scope: Scope, claims: Mapping[str, Any]) -> None:
+        """The audit event of a request that must not fail on it (a logout): queued."""
+        self.identity.events.emit_nowait(event_from_claims(kind, scope, claims, self.clock()))
 
     async def send_token(self, send: Send, issued: IssuedToken, **more: Any) -> None:
         """Answer with the token envelope (and its cookies where the cookie transport is on)."""

@@ -33,6 +33,8 @@ RESERVED_CLAIMS = frozenset(
         "did_value",
         "sid",
         "account_id",
+        "ens_name",
+        "recap",
     }
 )
 HMAC_ALGORITHMS = tuple(HMAC_KEY_SIZES)

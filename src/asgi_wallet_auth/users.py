@@ -29,13 +29,22 @@ class WalletUser(BaseUser):
 
     @property
     def display_name(self) -> str:
-        """The userid, which is the EIP-55 address unless the wallet registered another one."""
-        return self.userid
+        """The wallet's verified ENS primary name where one was looked up at login, else the
+        userid (the EIP-55 address unless the wallet registered another one)."""
+        name = self.claims.get("ens_name")
+        return name if isinstance(name, str) and name else self.userid
 
     @property
     def identity(self) -> str:
         """The stable identity of the wallet: its address (EIP-55, or base58 on Solana)."""
         return self.address
+
+    @property
+    def capabilities(self) -> Any:
+        """The ReCap (``asgi_wallet_auth.recap.ReCap``) the wallet signed at login, or None."""
+        from .recap import recap_from_claims  # users.py stays below every other module
+
+        return recap_from_claims(self.claims)
 
     @property
     def account_id(self) -> str | None:

@@ -6,6 +6,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..core import Route, logger
 from ..envelope import send_ok
+from ..events import LOGOUT, REFRESH
 from ..sessions import SessionLayer
 
 
@@ -27,13 +28,16 @@ class SessionRoutes:
         sessions = self.sessions
         # A refresh changes state even as a GET: a cookie credential needs the CSRF proof.
         user = await sessions.request_user(scope, state_changing=True)
-        await sessions.send_token(send, await sessions.refresh(scope, user))
+        issued = await sessions.refresh(scope, user)
+        await sessions.record(REFRESH, scope, issued.claims)
+        await sessions.send_token(send, issued)
 
     async def logout(self, scope: Scope, receive: Receive, send: Send) -> None:
         """End the caller's session, and clear the cookies where they are in use."""
         sessions = self.sessions
         user = await sessions.end_session(scope)
         logger.info("logout: %s", user.address)
+        sessions.record_nowait(LOGOUT, scope, user.claims)  # the session is over either way
         cookies = sessions.cookies
         await send_ok(send, None, [] if cookies is None else cookies.clearing_cookies())
 

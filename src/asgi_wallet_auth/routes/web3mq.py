@@ -16,6 +16,7 @@ from ..chains.base import ChainRegistry
 from ..core import Route, guarded, logger
 from ..envelope import read_json, string_field
 from ..errors import IdentityConflict, InvalidRequest, ReplayRejected, WalletAuthError
+from ..events import KEY_REGISTERED, LOGIN, USERID_BOUND, note_claimed_address
 from ..sessions import SessionLayer
 from ..settings import Web3MQSettings
 from ..siwe import MAX_MESSAGE_LENGTH
@@ -95,6 +96,7 @@ class Web3MQLogin:
         verifier = self.chains.for_did_type(did_type)
         did_value = string_field(body, "did_value", max_length=128)
         address = verifier.normalize(did_value)
+        note_claimed_address(scope, address)
         if body.get("pubkey_type") != "ed25519":
             raise InvalidRequest("unsupported pubkey_type; supported: ed25519")
         pubkey_value = string_field(body, "pubkey_value", max_length=64)
@@ -149,6 +151,12 @@ class Web3MQLogin:
         if merged is None:
             raise IdentityConflict()
         logger.info("web3mq login ok: %s", address)
+        sessions = self.sessions
+        await sessions.record(LOGIN, scope, issued.claims)
+        if by_wallet is None or pubkey_value not in by_wallet.device_keys:
+            await sessions.record(KEY_REGISTERED, scope, issued.claims)
+        if by_wallet is None or by_wallet.userid != userid:
+            await sessions.record(USERID_BOUND, scope, issued.claims)  # first sight of the pair
         await self.sessions.send_token(
             send, issued, pubkey_type="ed25519", pubkey_value=pubkey_value
         )

@@ -6,6 +6,7 @@ Every name is ``prefix + name``: ``<prefix>users``, ``<prefix>schema_version``, 
 in order, and recorded in ``<prefix>schema_version``; all pending ones run in one transaction
 under an advisory lock, so hosts starting together migrate once and a failed migration leaves
 the old schema intact.
+Migration 4 adds ``<prefix>events``, the audit events (``stores/postgres_events.py``).
 """
 
 from __future__ import annotations
@@ -224,8 +225,27 @@ END
 $fn$;
 """
 
+# Audit events (asgi_wallet_auth.events), kept beside the users; purged by age.
+_EVENTS = """
+CREATE TABLE {p}events (
+    id         text PRIMARY KEY,
+    at         double precision NOT NULL,
+    kind       text NOT NULL,
+    address    text,
+    did_type   text,
+    userid     text,
+    account_id text,
+    session    text,
+    route      text,
+    ip         text,
+    code       integer,
+    detail     text
+);
+CREATE INDEX {p}events_at ON {p}events (at);
+"""
+
 #: Migration N (1-based) is ``MIGRATIONS[N - 1]``; append, never edit a released one.
-MIGRATIONS: tuple[str, ...] = (_USERS, _FUNCTIONS, _WEB3MQ_V2)
+MIGRATIONS: tuple[str, ...] = (_USERS, _FUNCTIONS, _WEB3MQ_V2, _EVENTS)
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
