@@ -23,7 +23,7 @@ from eth_account.signers.local import LocalAccount
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from asgi_wallet_auth import service
+from asgi_wallet_auth import private_files
 from asgi_wallet_auth.log_redaction import (
     CredentialRedactor,
     install_log_redaction,
@@ -161,7 +161,7 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_empty_or_short_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "_CONCURRENT_WRITE_WAIT", 0.1)
+    monkeypatch.setattr(private_files, "_CONCURRENT_WRITE_WAIT", 0.1)
     plant(tmp_path, content="")
     with pytest.raises(SystemExit, match="no secret of at least 32"):
         load_or_create_secret(tmp_path)
