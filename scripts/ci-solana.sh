@@ -1,24 +1,3 @@
 #!/usr/bin/env bash
-# Installs what the Solana tests' Node cross-check needs: node and npm (Debian's, when missing)
-# and the pinned npm packages of tests/js/solana (npm ci, skipped when the lock file is already
-# what is installed). Idempotent; run before the tests with WALLET_AUTH_REQUIRE_NODE=1.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-    else
-        echo "node and npm are missing and cannot be installed here: the Node tests will skip" >&2
-        exit 0
-    fi
-fi
-project=tests/js/solana
-# A stamp of the lock file that was last installed: when it matches, there is nothing to do.
-stamp="$project/node_modules/.installed-lock.sha256"
-wanted="$(sha256sum "$project/package-lock.json" | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
-    (cd "$project" && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$wanted" >"$stamp"
-fi
-node --version
+# The Solana tests' Node cross-check: @solana/wallet-standard-util, pinned in tests/js/solana.
+exec bash "$(dirname "$0")/ci-npm.sh" tests/js/solana
