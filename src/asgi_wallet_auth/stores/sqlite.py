@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ..users import (
@@ -25,6 +22,7 @@ from .keyfields import (
     session_keys_from,
     session_keys_json,
 )
+from .sqlite_thread import SQLiteThread
 
 _T = TypeVar("_T")
 
@@ -117,7 +115,7 @@ class _Taken(Exception):
     """A bound wallet of an update is already another user's: roll the transaction back."""
 
 
-class SQLiteUserStore:
+class SQLiteUserStore(SQLiteThread):
     """Users in a SQLite file (or ``":memory:"``).
 
     All database work runs on one dedicated thread that owns the connection, so the event loop never
@@ -127,40 +125,15 @@ class SQLiteUserStore:
     """
 
     def __init__(self, path: str | os.PathLike[str] = "asgi-wallet-auth.db") -> None:
-        self._path = os.fspath(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wallet-auth-sqlite")
-        self._local = threading.local()
-        self._closed = False
-        # Open now, so a bad path is a construction error and not a 503 at the first login.
-        self._executor.submit(self._connection).result()
+        super().__init__(path, thread_name="wallet-auth-sqlite")
 
-    @property
-    def path(self) -> str:
-        """The database path given at construction."""
-        return self._path
-
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None)
-            if self._path != ":memory:":
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute(_SCHEMA)
-            present = {row[1] for row in conn.execute("PRAGMA table_info(wallet_users)")}
-            for column, declaration in _ADDED_COLUMNS.items():
-                if column not in present:
-                    conn.execute(f"ALTER TABLE wallet_users ADD COLUMN {column} {declaration}")
-            conn.execute(_BINDINGS)
-            self._local.conn = conn
-        return conn
-
-    async def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        if self._closed:
-            raise RuntimeError("SQLiteUserStore is closed")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, lambda: work(self._connection())
-        )
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute(_SCHEMA)
+        present = {row[1] for row in conn.execute("PRAGMA table_info(wallet_users)")}
+        for column, declaration in _ADDED_COLUMNS.items():
+            if column not in present:
+                conn.execute(f"ALTER TABLE wallet_users ADD COLUMN {column} {declaration}")
+        conn.execute(_BINDINGS)
 
     async def _select(self, where: str, value: str) -> UserRecord | None:
         sql = f"SELECT {_COLUMNS} FROM wallet_users WHERE {where} = ?"  # noqa: S608
@@ -313,21 +286,6 @@ class SQLiteUserStore:
             lambda conn: conn.execute("SELECT COUNT(*) FROM wallet_users").fetchall()
         )
         return int(rows[0][0])
-
-    def close(self) -> None:
-        """Close the connection and stop the worker thread; later calls raise (a 503 to clients)."""
-        if self._closed:
-            return
-        self._closed = True
-
-        def shut() -> None:
-            conn = getattr(self._local, "conn", None)
-            if conn is not None:
-                conn.close()
-                self._local.conn = None
-
-        self._executor.submit(shut).result()
-        self._executor.shutdown(wait=True)
 
 
 __all__ = ["SQLiteUserStore"]

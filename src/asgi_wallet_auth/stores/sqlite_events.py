@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
-import threading
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ..events import AuthEvent
+from .sqlite_thread import SQLiteThread
 
 _T = TypeVar("_T")
 
@@ -91,7 +89,7 @@ def where_clause(
     return " AND ".join(terms), params
 
 
-class SQLiteEventStore:
+class SQLiteEventStore(SQLiteThread):
     """Events in the SQLite file of the users (``SQLiteEventStore("users.db")``).
 
     It opens its own connection on its own thread (SQLite's WAL lets it write beside the user
@@ -99,35 +97,11 @@ class SQLiteEventStore:
     """
 
     def __init__(self, path: str | os.PathLike[str] = "asgi-wallet-auth.db") -> None:
-        self._path = os.fspath(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wallet-auth-events")
-        self._local = threading.local()
-        self._closed = False
-        self._executor.submit(self._connection).result()  # a bad path fails here, not later
+        super().__init__(path, thread_name="wallet-auth-events")
 
-    @property
-    def path(self) -> str:
-        """The database path."""
-        return self._path
-
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None)
-            if self._path != ":memory:":
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            self._local.conn = conn
-        return conn
-
-    async def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        if self._closed:
-            raise RuntimeError("SQLiteEventStore is closed")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, lambda: work(self._connection())
-        )
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        for statement in _SCHEMA:
+            conn.execute(statement)
 
     async def record(self, event: AuthEvent) -> None:
         """Keep ``event``."""
@@ -160,21 +134,6 @@ class SQLiteEventStore:
             lambda conn: conn.execute("DELETE FROM wallet_auth_events WHERE at < ?", (before,))
         )
         return int(cursor.rowcount)
-
-    def close(self) -> None:
-        """Close the connection and stop the thread; later calls raise."""
-        if self._closed:
-            return
-        self._closed = True
-
-        def shut() -> None:
-            conn = getattr(self._local, "conn", None)
-            if conn is not None:
-                conn.close()
-                self._local.conn = None
-
-        self._executor.submit(shut).result()
-        self._executor.shutdown(wait=True)
 
 
 __all__ = ["COLUMNS", "SQLiteEventStore", "event_of", "event_row", "where_clause"]
