@@ -21,6 +21,57 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def serving(
+    command: list[str],
+    *,
+    base: str,
+    probe: str,
+    cwd: Path,
+    env: dict[str, str],
+    output: Path | None = None,
+) -> Iterator[str]:
+    """Run ``command`` (a server on ``base``) until the block ends; yields ``base`` once
+    ``base + probe`` answers. ``output``: a file for everything the process writes; without it
+    the output is only shown if the server exits early."""
+    sink = open(output, "wb") if output is not None else None  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=sink if sink is not None else subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # poll a real server until it answers: bounded, and no clock can stand in
+            if process.poll() is not None:
+                if process.stdout is not None:
+                    said = process.stdout.read().decode()
+                else:
+                    said = output.read_text() if output is not None else ""
+                raise AssertionError(f"server exited early: {said}")
+            try:
+                httpx.get(f"{base}{probe}", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("server did not start within 30 s") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        if sink is not None:
+            sink.close()
+
+
+@contextlib.contextmanager
 def running_service(
     workdir: Path,
     port: int,
@@ -35,50 +86,13 @@ def running_service(
     """
     environment = {k: v for k, v in os.environ.items() if not k.startswith("WALLET_AUTH_")}
     environment.update(env or {})
-    sink = open(output, "wb") if output is not None else None  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "asgi_wallet_auth.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            *args,
-        ],
+    command = [sys.executable, "-m", "asgi_wallet_auth.cli", "serve"]
+    with serving(
+        [*command, "--port", str(port), "--log-level", "warning", *args],
+        base=f"http://127.0.0.1:{port}",
+        probe="/me",
         cwd=workdir,
         env=environment,
-        stdout=sink if sink is not None else subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # poll a real server until it answers: bounded, and no clock can stand in
-            if process.poll() is not None:
-                if process.stdout is not None:
-                    said = process.stdout.read().decode()
-                else:
-                    said = output.read_text() if output is not None else ""
-                raise AssertionError(f"service exited early: {said}")
-            try:
-                httpx.get(f"{base}/me", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("service did not start within 30 s") from None
-                time.sleep(0.1)
+        output=output,
+    ) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-        if sink is not None:
-            sink.close()

@@ -27,7 +27,7 @@ from eth_account import Account
 
 from asgi_wallet_auth.stores.sqlite import SQLiteUserStore
 from tests.conftest import OTHER_KEY, WALLET_KEY
-from tests.processes import free_port, running_service
+from tests.processes import free_port, running_service, serving
 
 REQUIRE_ENV = "WALLET_AUTH_REQUIRE_WEB3MQ_SDK"
 JS_DIR = Path(__file__).resolve().parent / "js" / "web3mq"
@@ -166,36 +166,14 @@ def uvicorn_app(port: int) -> Iterator[str]:
         "WEB3MQ_TEST_ORIGIN": ORIGIN,
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", "tests.web3mq_sdk_app:create_app"]
-    process = subprocess.Popen(
+    with serving(
         [*command, "--port", str(port), "--log-level", "warning"],
+        base=base,
+        probe="/seen",
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # bounded: a real server either answers or the test fails
-            if process.poll() is not None:
-                assert process.stdout is not None
-                raise AssertionError(f"uvicorn exited: {process.stdout.read().decode()}")
-            try:
-                httpx.get(f"{base}/seen", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("uvicorn did not start within 30 s") from None
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+    ) as served:
+        yield served
 
 
 def test_the_sdks_signed_calls_reach_the_apps_routes_as_the_user(tmp_path: Path) -> None:
