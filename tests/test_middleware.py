@@ -307,15 +307,24 @@ async def test_other_scope_types_pass_through_untouched(auth: WalletAuth) -> Non
 
 async def test_a_cached_token_still_expires(clock: FakeClock, wallet: LocalAccount) -> None:
     auth = make_auth(clock)
+    verified: list[str] = []
+    verify = auth.sessions.tokens.verify
+
+    def counting(token: str) -> dict[str, Any]:
+        verified.append(token)
+        return verify(token)
+
+    auth.sessions.tokens.verify = counting  # type: ignore[method-assign]
     async with client_for(build_app(auth)) as client:
         token = (await login(client, wallet, prefix="/auth"))["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         for _ in range(3):  # verified once, then served from the cache
             assert (await client.get("/whoami", headers=headers)).status_code == 200
-        assert token in auth.sessions.cache
+        assert verified == [token]
         clock.advance(7 * DAY)
         assert (await client.get("/whoami", headers=headers)).status_code == 401
-        assert token not in auth.sessions.cache
+        # Expired: the cached verdict was not used, the token was checked again and refused.
+        assert verified == [token, token]
 
 
 async def test_a_cached_token_is_still_checked_for_revocation(
@@ -392,10 +401,15 @@ async def test_the_cache_can_be_switched_off(clock: FakeClock, wallet: LocalAcco
         ("", "eth"),
         ("0x2c7536e3605d9c16a7a3d7b1898e529396a65c23", "eth"),  # not the EIP-55 form
         ("0x2c7536E3605D9C16a7a3D7b1898e529396a65c23", "sol"),  # a did type nobody verifies
+        ("0x2c7536E3605D9C16a7a3D7b1898e529396a65c23", 1),  # a did type that is no text
+        ("0x2c7536E3605D9C16a7a3D7b1898e529396a65c23", None),
+        ("0X2C7536E3605D9C16A7A3D7B1898E529396A65C23", "eth"),  # 0X is no address prefix
+        ("0x2c7536E3605D9C16a7a3D7b1898e529396a65c2g", "eth"),  # a letter that is no hex
+        ("0x2c7536E3605D9C16a7a3D7b1898e529396a65c2\uff13", "eth"),  # a digit, not ASCII
     ],
 )
 async def test_a_token_whose_identity_is_not_canonical_is_refused_even_with_our_key(
-    clock: FakeClock, sub: str, did_type: str
+    clock: FakeClock, sub: str, did_type: object
 ) -> None:
     auth = make_auth(clock)
     claims = {"userid": sub, "did_type": did_type, "did_value": sub}

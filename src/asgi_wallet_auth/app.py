@@ -235,6 +235,7 @@ class WalletAuth:
         }
         # The middleware's calls go straight to the session layer: no extra frame per request.
         self.authenticate_token = self.sessions.authenticate_token
+        self.verify_token = self.sessions.verify_token
         self.authenticate_bearer = self.sessions.authenticate_bearer
         self.authenticate_cookie = self.sessions.authenticate_cookie
 

@@ -60,6 +60,20 @@ class Authenticator(Protocol):
 
 
 @runtime_checkable
+class UncachedTokens(Protocol):
+    """An ``Authenticator`` whose token check can skip its own cache (``WalletAuth`` is one).
+
+    Optional: the middleware remembers verified ``Authorization`` headers itself, and where it
+    does it verifies a header it has not seen through ``verify_token``, so that the token is
+    not kept twice.
+    """
+
+    def verify_token(self, token: str) -> WalletUser:
+        """``authenticate_token`` without the authenticator's cache of verified tokens."""
+        ...
+
+
+@runtime_checkable
 class CorsHeaders(Protocol):
     """An ``Authenticator`` that also serves browsers on other origins (``WalletAuth`` is one).
 
@@ -82,8 +96,11 @@ def bearer_token(scope: Scope) -> str | None:
         raw = header(scope, b"authorization")
     except InvalidRequest:
         raise TokenInvalid() from None
-    if raw is None:
-        return None
+    return None if raw is None else bearer_value(raw)
+
+
+def bearer_value(raw: bytes) -> str | None:
+    """The token of one ``Authorization`` value; None for another scheme (see ``bearer_token``)."""
     scheme, _, value = raw.strip().partition(b" ")
     if scheme.lower() != b"bearer":
         return None
@@ -115,4 +132,11 @@ def query_token(scope: Scope) -> str | None:
     return token
 
 
-__all__ = ["Authenticator", "CorsHeaders", "bearer_token", "query_token"]
+__all__ = [
+    "Authenticator",
+    "CorsHeaders",
+    "UncachedTokens",
+    "bearer_token",
+    "bearer_value",
+    "query_token",
+]

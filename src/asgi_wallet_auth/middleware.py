@@ -7,7 +7,14 @@ from collections import OrderedDict
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .credentials import Authenticator, CorsHeaders, bearer_token, query_token
+from .credentials import (
+    Authenticator,
+    CorsHeaders,
+    UncachedTokens,
+    bearer_token,
+    bearer_value,
+    query_token,
+)
 from .envelope import header, send_error
 from .errors import WalletAuthError
 from .grants import credentials_for, has_grants
@@ -50,13 +57,22 @@ class WalletAuthMiddleware:
         self.app = app
         self.auth = auth
         # Verified Authorization header values (bytes as received), only where a verdict cannot
-        # change before expiry: no revocation. The WalletAuth's own token cache backs it.
+        # change before expiry: no revocation. Header names are matched as ASGI servers send
+        # them, lowercase (as Starlette's own Headers does); any other request takes the full
+        # path below.
         self._fast_size = auth.token_cache_size
         # OrderedDict: O(1) eviction of the oldest entry (see SessionLayer.cache).
         self._fast: OrderedDict[bytes, tuple[int, BaseUser, AuthCredentials]] | None = (
             OrderedDict() if auth.token_cache_size and not auth.revocation else None
         )
         self._clock = auth.clock
+        # A header this middleware has not seen: verified without the authenticator's own
+        # cache where it has one to skip, since the verdict is kept here.
+        self._first_sight = (
+            auth.verify_token
+            if self._fast is not None and isinstance(auth, UncachedTokens)
+            else auth.authenticate_token
+        )
         # Refusals a page on another origin must be able to read (WalletAuth(cors=...)).
         self._cors = auth.cors_headers if isinstance(auth, CorsHeaders) else None
 
@@ -74,12 +90,33 @@ class WalletAuthMiddleware:
                         raw = None
                         break
                     raw = value
-            hit = fast.get(raw)  # type: ignore[arg-type]  # None is never a key
-            if hit is not None and self._clock() < hit[0]:
-                scope["user"] = hit[1]
-                scope["auth"] = hit[2]
-                await self.app(scope, receive, send)
-                return
+            if raw is not None:
+                hit = fast.get(raw)
+                if hit is not None:
+                    if self._clock() < hit[0]:
+                        scope["user"] = hit[1]
+                        scope["auth"] = hit[2]
+                        await self.app(scope, receive, send)
+                        return
+                    del fast[raw]  # expired: checked again below, and refused
+                # First sight of a bearer token: checked here, in a straight line, since this
+                # is the request that pays a signature verification. Another scheme goes on.
+                try:
+                    token = bearer_value(raw)
+                    user = None if token is None else self._first_sight(token)
+                except WalletAuthError as error:
+                    cors = self._cors
+                    await send_error(send, error, () if cors is None else cors(scope))
+                    return
+                if user is not None:
+                    credentials = credentials_for(user) if has_grants(user) else _AUTHENTICATED
+                    if len(fast) >= self._fast_size:
+                        fast.popitem(last=False)
+                    fast[raw] = (user.claims["exp"], user, credentials)
+                    scope["user"] = user
+                    scope["auth"] = credentials
+                    await self.app(scope, receive, send)
+                    return
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)

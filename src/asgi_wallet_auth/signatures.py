@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - exercised only where safe-pysha3 canno
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = SECP256K1_N // 2
 
-_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 _SIGNATURE_RE = re.compile(r"0x[0-9a-fA-F]{130}")
 ZERO_ADDRESS = "0x" + "0" * 40
 
@@ -67,11 +67,20 @@ def parse_address(value: object) -> str:
     must carry a correct EIP-55 checksum (a wrong one is most likely a typo). The zero address is
     refused: no key signs for it.
     """
-    if not isinstance(value, str) or _ADDRESS_RE.fullmatch(value) is None:
+    # 0x and 40 hex digits, without a regular expression: every token's subject is checked
+    # here, and the regex engine's cold code cost more than the check itself.
+    if (
+        not isinstance(value, str)
+        or len(value) != 42
+        or not value.isascii()
+        or not value.startswith("0x")
+        or value[2:].encode("ascii").translate(None, _HEX_DIGITS)
+    ):
         raise InvalidAddress()
     body = value[2:]
     checksummed = to_checksum_address(body)
-    if body != body.lower() and body != body.upper() and checksummed != value:
+    # The canonical form itself needs no case comparisons: the common case goes first.
+    if checksummed != value and body != body.lower() and body != body.upper():
         raise InvalidAddress("wallet address has an invalid EIP-55 checksum")
     if checksummed == ZERO_ADDRESS:
         raise InvalidAddress("the zero address cannot sign in")

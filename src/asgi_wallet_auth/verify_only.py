@@ -23,7 +23,7 @@ from .jws import VerifyFn, split, verified_claims, verify_table
 from .keys import KeySet
 from .sessions import session_id
 from .stores.base import ENDED, SessionStore
-from .tokens import check_claims
+from .tokens import claims_checker
 from .users import WalletUser
 
 
@@ -77,6 +77,9 @@ class JwksAuthenticator:
         self.session_store = session_store
         self.max_session_lifetime = max_session_lifetime
         self.leeway = leeway
+        self._check = claims_checker(
+            issuer=issuer, audience=audience, leeway=leeway, session_lifetime=max_session_lifetime
+        )
         self._clock = clock
         self._cache_size = cache_size
         self._cache: OrderedDict[str, tuple[WalletUser, int]] = OrderedDict()
@@ -112,7 +115,7 @@ class JwksAuthenticator:
         verify = table.get(parts[0])
         if verify is None:
             raise TokenInvalid()
-        return self._user(verified_claims(verify, *parts))
+        return self._user(verified_claims(verify, parts))
 
     async def authenticate_bearer(self, token: str) -> WalletUser:
         """The user of a valid token: keys fetched as needed, then the session store if any."""
@@ -150,7 +153,7 @@ class JwksAuthenticator:
         )
         if verify is None:
             raise TokenInvalid()
-        user = self._user(verified_claims(verify, *parts))
+        user = self._user(verified_claims(verify, parts))
         if fetcher is not None and fetcher.generation != self._generation:
             cache.clear()
             self._generation = fetcher.generation
@@ -161,14 +164,7 @@ class JwksAuthenticator:
         return user
 
     def _user(self, claims: dict[str, Any]) -> WalletUser:
-        check_claims(
-            claims,
-            issuer=self.issuer,
-            audience=self.audience,
-            now=self._clock(),
-            leeway=self.leeway,
-            session_lifetime=self.max_session_lifetime,
-        )
+        self._check(claims, self._clock())
         userid, did_type = claims.get("userid"), claims.get("did_type")
         sub: str = claims["sub"]
         return WalletUser(
