@@ -7,7 +7,10 @@ the one canonical base64url spelling; ``split`` against the token shapes it must
 from __future__ import annotations
 
 import base64
+import hmac
+from typing import Any
 
+import jwt
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -17,8 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from asgi_wallet_auth.errors import TokenInvalid
 from asgi_wallet_auth.jws import (
     Signer,
+    decode,
     es256_der,
     es256_raw,
     signature_reader,
@@ -185,3 +190,37 @@ def test_es256_tokens_verify_with_cryptography_and_are_low_s() -> None:
         r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
         assert s <= HALF
         public.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256()))
+
+
+@pytest.mark.parametrize(
+    ("spelling", "pyjwt_refuses"),
+    [
+        (lambda p: p + b"==", False),  # padded: PyJWT takes it, we do not
+        (lambda p: p[:8] + b"!" + p[8:], True),  # not base64: lenient decoders skip it
+        (lambda p: p[:8] + b" " + p[8:], True),
+        (lambda p: p.replace(b"-", b"+").replace(b"_", b"/"), True),  # the standard alphabet
+    ],
+)
+def test_a_payload_signed_with_the_secret_in_another_spelling_is_refused(
+    spelling: Any, pyjwt_refuses: bool
+) -> None:
+    # Whoever holds an HMAC secret can sign any bytes: the payload's spelling is checked too,
+    # at least as strictly as PyJWT (the reference) checks it.
+    secret = bytes(range(64))
+    table = verify_table([SigningKey.hmac(secret)])
+    (header,) = table
+    payload = b64url(b'{"sub":"??>>~~"}')  # spells "-" and "_" in base64url
+    assert b"-" in payload and b"_" in payload
+
+    def signed(text: bytes) -> str:
+        signing_input = header.encode() + b"." + text
+        mac = hmac.digest(secret, signing_input, "sha256")
+        return (signing_input + b"." + b64url(mac)).decode()
+
+    assert decode(signed(payload), table) == {"sub": "??>>~~"}
+    token = signed(spelling(payload))
+    with pytest.raises(TokenInvalid):
+        decode(token, table)
+    if pyjwt_refuses:
+        with pytest.raises(jwt.InvalidTokenError):
+            jwt.decode(token, secret, algorithms=["HS256"])

@@ -67,12 +67,21 @@ def parse_address(value: object) -> str:
     must carry a correct EIP-55 checksum (a wrong one is most likely a typo). The zero address is
     refused: no key signs for it.
     """
-    # 0x and 40 hex digits, without a regular expression: every token's subject is checked
-    # here, and the regex engine's cold code cost more than the check itself.
+    if not isinstance(value, str) or len(value) != 42:
+        raise InvalidAddress()
+    # The cache's keys are plain text: a str subclass (its own __eq__ or __hash__) is copied.
+    return _eip55_form(value if type(value) is str else str.__str__(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _eip55_form(value: str) -> str:
+    # Cached by the whole text (refusals are not cached): a wallet's address is read at its
+    # secret request and its login, and the subject of every token it presents is checked
+    # against its canonical form on first sight.
+    # 0x and 40 hex digits, without a regular expression: the regex engine's cold code cost
+    # more than the check itself.
     if (
-        not isinstance(value, str)
-        or len(value) != 42
-        or not value.isascii()
+        not value.isascii()
         or not value.startswith("0x")
         or value[2:].encode("ascii").translate(None, _HEX_DIGITS)
     ):
