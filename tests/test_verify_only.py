@@ -16,7 +16,13 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI
 
-from asgi_wallet_auth import JwksAuthenticator, KeySet, SigningKey, WalletAuthMiddleware
+from asgi_wallet_auth import (
+    EthereumVerifier,
+    JwksAuthenticator,
+    KeySet,
+    SigningKey,
+    WalletAuthMiddleware,
+)
 from asgi_wallet_auth.errors import WalletAuthError
 from asgi_wallet_auth.fastapi import CurrentWallet, envelope_error_handler
 from asgi_wallet_auth.jwks import JwksFetcher, check_jwks_url
@@ -370,3 +376,49 @@ async def test_a_logout_on_a_login_service_on_redis_is_refused_by_a_verify_only_
     finally:
         await nonces.aclose()
         await client.aclose()
+
+
+# -- the subject, held to its chain's canonical form as in the login service --------------------
+
+SOLANA_ADDRESS = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T"  # base58 of 32 bytes
+
+
+@pytest.mark.parametrize(
+    ("sub", "did_type", "accepted"),
+    [
+        ("0x2c7536E3605D9C16a7a3D7b1898e529396a65c23", "eth", True),
+        ("0x2c7536e3605d9c16a7a3d7b1898e529396a65c23", "eth", False),  # not the EIP-55 form
+        ("admin", "eth", False),
+        (SOLANA_ADDRESS, "sol", True),
+        (SOLANA_ADDRESS, "eth", False),  # an address of another chain
+        ("0x2c7536E3605D9C16a7a3D7b1898e529396a65c23", "btc", False),  # a chain nobody signs in
+        ("0x2c7536E3605D9C16a7a3D7b1898e529396a65c23", 1, False),  # a did type that is no text
+    ],
+)
+def test_a_subject_is_held_to_its_chains_canonical_form_as_in_the_login_service(
+    clock: FakeClock, sub: str, did_type: object, accepted: bool
+) -> None:
+    service = login_service(clock, KeySet((ES,)))
+    extra = {"userid": sub, "did_type": did_type}
+    token = service.tokens.issue(subject=sub, auth_time=int(clock()), extra=extra).token
+    local = JwksAuthenticator(issuer=URI, audience=URI, keys=public_set(ES), clock=clock)
+    if accepted:
+        assert local.authenticate_token(token).address == sub
+    else:
+        with pytest.raises(WalletAuthError) as refused:
+            local.authenticate_token(token)
+        assert refused.value.code == 40111
+
+
+def test_the_chains_a_verify_only_service_accepts_are_configurable(clock: FakeClock) -> None:
+    service = login_service(clock, KeySet((ES,)))
+    extra = {"userid": SOLANA_ADDRESS, "did_type": "sol"}
+    token = service.tokens.issue(subject=SOLANA_ADDRESS, auth_time=int(clock()), extra=extra).token
+    ethereum_only = JwksAuthenticator(
+        issuer=URI, audience=URI, keys=public_set(ES), clock=clock, chains=[EthereumVerifier()]
+    )
+    with pytest.raises(WalletAuthError):
+        ethereum_only.authenticate_token(token)
+    for chains in ([], ["eth"]):
+        with pytest.raises(ValueError, match="chains must be ChainVerifiers"):
+            JwksAuthenticator(issuer=URI, audience=URI, keys=public_set(ES), chains=chains)

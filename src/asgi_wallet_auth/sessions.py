@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from starlette.types import Scope, Send
 
-from .chains.base import ChainRegistry
+from .chains.base import ChainRegistry, ChainVerifier
 from .cookies import CookieSettings, CookieTransport, CsrfTokens
 from .core import guarded, run_hook
 from .credentials import bearer_token
@@ -35,6 +35,36 @@ def session_id(claims: Mapping[str, Any]) -> str:
     """The session a token belongs to: its ``sid`` (kept across refreshes), else its own ``jti``."""
     sid = claims.get("sid")
     return sid if isinstance(sid, str) and sid else str(claims["jti"])
+
+
+#: did_type -> the chain's ``normalize`` (its canonical form of an address).
+Normalizers = Mapping[str, Callable[[object], str]]
+
+
+def normalizers(chains: Iterable[ChainVerifier]) -> dict[str, Callable[[object], str]]:
+    """did_type -> ``normalize`` of each chain, as a plain dict for the first-sight path."""
+    return {chain.did_type: chain.normalize for chain in chains}
+
+
+def token_user(claims: dict[str, Any], normalizers: Normalizers) -> WalletUser:
+    """The ``WalletUser`` of a verified token's claims; ``TokenInvalid`` for a foreign identity.
+
+    Only a key holder can mint a token, but a subject that is not in its chain's canonical form,
+    or of a chain not accepted here, is refused all the same rather than handed to the app.
+    """
+    sub = claims["sub"]
+    userid = claims.get("userid", sub)
+    did_type = claims.get("did_type", "eth")
+    normalize = normalizers.get(did_type) if type(did_type) is str else None
+    try:
+        if normalize is None or normalize(sub) != sub:
+            raise TokenInvalid()
+    except Exception:  # a custom verifier's own error is a refusal too
+        raise TokenInvalid() from None
+    # The claims are shared by every cache hit: nobody may change them.
+    return WalletUser(
+        sub, userid if type(userid) is str else sub, did_type, MappingProxyType(claims)
+    )
 
 
 class SessionLayer:
@@ -70,8 +100,8 @@ class SessionLayer:
             keys=settings.keys,
         )
         self.chains = chains
-        # did_type -> its chain's canonical form, as a plain dict: the registry's Mapping.get
-        # costs two Python frames on every first-sight token.
+        # A plain dict: the registry's Mapping.get costs two Python frames on every first-sight
+        # token.
         self._normalizers = {did_type: chain.normalize for did_type, chain in chains.items()}
         self.session_store = session_store
         self.revocation = settings.revocation
@@ -119,22 +149,8 @@ class SessionLayer:
         The middleware remembers verified ``Authorization`` headers itself, so a bearer token it
         has not seen is verified here once instead of being kept in two caches.
         """
-        claims = self.tokens.verify(token)  # its grammar is checked first, on the direct path
-        sub = claims["sub"]
-        userid = claims.get("userid", sub)
-        did_type = claims.get("did_type", "eth")
-        normalize = self._normalizers.get(did_type) if type(did_type) is str else None
-        try:
-            # Only the key holder can mint a token, but an identity that is not in its chain's
-            # canonical form is refused all the same, rather than handed to the app.
-            if normalize is None or normalize(sub) != sub:
-                raise TokenInvalid()
-        except Exception:  # a custom verifier's own error is a refusal too
-            raise TokenInvalid() from None
-        # The claims are shared by every cache hit: nobody may change them.
-        return WalletUser(
-            sub, userid if type(userid) is str else sub, did_type, MappingProxyType(claims)
-        )
+        # Its grammar is checked first, on the direct path.
+        return token_user(self.tokens.verify(token), self._normalizers)
 
     async def authenticate_bearer(self, token: str) -> WalletUser:
         """``authenticate_token`` plus, where revocation is enabled, the session's state.
@@ -321,4 +337,4 @@ class SessionLayer:
         await send_ok(send, data, headers)
 
 
-__all__ = ["SessionLayer"]
+__all__ = ["Normalizers", "SessionLayer", "normalizers", "session_id", "token_user"]

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from types import MappingProxyType
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.types import Receive, Scope
 
+from .chains.base import ChainVerifier
+from .chains.ethereum import EthereumVerifier
+from .chains.solana import SolanaVerifier
 from .core import guarded
 from .errors import TokenInvalid
 from .jwks import JwksFetcher
 from .jws import VerifyFn, split, verified_claims, verify_table
 from .keys import KeySet
-from .sessions import session_id
+from .sessions import normalizers, session_id, token_user
 from .stores.base import ENDED, SessionStore
 from .tokens import claims_checker
 from .users import WalletUser
@@ -35,7 +37,10 @@ class JwksAuthenticator:
     ``audience`` the login service writes (its ``uri`` by default). ``session_store``: the login
     service's, to refuse ended and replaced sessions. ``max_session_lifetime``: refuse tokens that
     outlive their login by more (the login service's ``session_lifetime``). ``cache_size``
-    verified tokens are kept; a change of the published keys drops them all.
+    verified tokens are kept; a change of the published keys drops them all. ``chains``: the
+    chains whose wallets the login service signs in (the built-in Ethereum and Solana by
+    default); a token's subject is held to its chain's canonical form, as the login service
+    holds it, and a token of another chain is refused.
     """
 
     def __init__(
@@ -51,6 +56,7 @@ class JwksAuthenticator:
         cache_size: int = 4096,
         leeway: float = 0.0,
         clock: Callable[[], float] = time.time,
+        chains: Iterable[ChainVerifier] | None = None,
     ) -> None:
         sources = [s for s in (jwks_url, keys, fetcher) if s is not None]
         if len(sources) != 1:
@@ -69,6 +75,15 @@ class JwksAuthenticator:
             raise ValueError(f"cache_size must be an int >= 0 (0 disables); got {cache_size!r}")
         if not callable(clock):
             raise ValueError("clock must be a callable returning Unix time in seconds")
+        if chains is None:  # the built-in chains; their address grammars never overlap
+            chains = (EthereumVerifier(), SolanaVerifier(chain_ids=None))
+        verifiers: tuple[ChainVerifier, ...] = tuple(chains)
+        if not verifiers or not all(isinstance(c, ChainVerifier) for c in verifiers):
+            raise ValueError(
+                "chains must be ChainVerifiers, those of the login service, "
+                "e.g. chains=[EthereumVerifier(), SolanaVerifier()]"
+            )
+        self._normalizers = normalizers(verifiers)
         if jwks_url is not None:
             fetcher = JwksFetcher(jwks_url, clock=clock)
         self.fetcher = fetcher
@@ -165,14 +180,7 @@ class JwksAuthenticator:
 
     def _user(self, claims: dict[str, Any]) -> WalletUser:
         self._check(claims, self._clock())
-        userid, did_type = claims.get("userid"), claims.get("did_type")
-        sub: str = claims["sub"]
-        return WalletUser(
-            address=sub,
-            userid=userid if isinstance(userid, str) else sub,
-            did_type=did_type if isinstance(did_type, str) else "eth",
-            claims=MappingProxyType(claims),
-        )
+        return token_user(claims, self._normalizers)
 
     async def authenticate_cookie(self, scope: Scope) -> WalletUser | None:
         """None: the login service's cookies are its own (a bearer token is the credential)."""
