@@ -286,6 +286,37 @@ async def test_a_session_ended_at_the_login_service_is_refused_here(
     assert (await whoami(local, new)).status_code == 401
 
 
+async def test_with_local_keys_and_no_store_the_middleware_keeps_the_verdicts(
+    clock: FakeClock, wallet: LocalAccount, endpoint: JwksServer, verifier: Verifier
+) -> None:
+    store = MemorySessionStore(clock=clock)
+    local = JwksAuthenticator(issuer=URI, audience=URI, keys=public_set(ES), clock=clock)
+    # A verdict can change only where keys are fetched or sessions are looked up.
+    assert local.revocation is False
+    assert verifier(endpoint.url).revocation is True
+    assert JwksAuthenticator(
+        issuer=URI, audience=URI, keys=public_set(ES), session_store=store
+    ).revocation is True
+    verified: list[bytes] = []
+
+    def counting(verify: Any) -> Any:
+        def counted(signing_input: bytes, signature: bytes) -> bool:
+            verified.append(signing_input)
+            return bool(verify(signing_input, signature))
+
+        return counted
+
+    local._local = {header: counting(verify) for header, verify in local._local.items()}
+    token = await token_from(clock, KeySet((ES,)), wallet)
+    async with client_for(protected_app(local)) as client:
+        for _ in range(3):
+            assert (await client.get("/whoami", headers=bearer(token))).status_code == 200
+        assert len(verified) == 1  # verified once, then the middleware's cache
+        clock.advance(8 * 24 * 3600)  # past the token's expiry: checked again, and refused
+        assert (await client.get("/whoami", headers=bearer(token))).status_code == 401
+        assert len(verified) == 2
+
+
 # -- configuration -------------------------------------------------------------------------------
 
 

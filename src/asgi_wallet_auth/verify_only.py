@@ -109,12 +109,14 @@ class JwksAuthenticator:
 
     @property
     def revocation(self) -> bool:
-        """Always true: a verdict can change before expiry (a key withdrawn, a session ended).
+        """Whether a verdict can change before expiry: a key withdrawn from the JWKS, a session
+        ended in the login service's store.
 
-        So the middleware asks ``authenticate_bearer`` on every request, which may fetch keys;
-        repeat tokens are still a dictionary hit here.
+        Then the middleware asks ``authenticate_bearer`` on every request, which may fetch keys;
+        repeat tokens are still a dictionary hit here. With a local key set and no session store
+        nothing can change a verdict but the clock, and the middleware keeps verdicts itself.
         """
-        return True
+        return self.fetcher is not None or self.session_store is not None
 
     @property
     def token_cache_size(self) -> int:
@@ -122,7 +124,11 @@ class JwksAuthenticator:
         return self._cache_size
 
     def authenticate_token(self, token: str) -> WalletUser:
-        """A token's user from the keys at hand (no fetch, no session store); ``TokenInvalid``."""
+        """A token's user from the keys at hand (no fetch, no session store); ``TokenInvalid``.
+
+        No cache either: the middleware keeps verdicts itself where they cannot change
+        (``revocation`` false), and ``authenticate_bearer`` keeps them here otherwise.
+        """
         parts = split(token)
         if parts is None:
             raise TokenInvalid()
