@@ -46,7 +46,7 @@ def normalizers(chains: Iterable[ChainVerifier]) -> dict[str, Callable[[object],
     return {chain.did_type: chain.normalize for chain in chains}
 
 
-def token_user(claims: dict[str, Any], normalizers: Normalizers) -> WalletUser:
+def token_user(claims: dict[str, Any], canonical: Normalizers) -> WalletUser:
     """The ``WalletUser`` of a verified token's claims; ``TokenInvalid`` for a foreign identity.
 
     Only a key holder can mint a token, but a subject that is not in its chain's canonical form,
@@ -55,7 +55,7 @@ def token_user(claims: dict[str, Any], normalizers: Normalizers) -> WalletUser:
     sub = claims["sub"]
     userid = claims.get("userid", sub)
     did_type = claims.get("did_type", "eth")
-    normalize = normalizers.get(did_type) if type(did_type) is str else None
+    normalize = canonical.get(did_type) if type(did_type) is str else None
     try:
         if normalize is None or normalize(sub) != sub:
             raise TokenInvalid()
