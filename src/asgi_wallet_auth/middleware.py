@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .caches import make_room
 from .credentials import (
     Authenticator,
     CorsHeaders,
@@ -61,9 +60,9 @@ class WalletAuthMiddleware:
         # them, lowercase (as Starlette's own Headers does); any other request takes the full
         # path below.
         self._fast_size = auth.token_cache_size
-        # OrderedDict: O(1) eviction of the oldest entry (see SessionLayer.cache).
-        self._fast: OrderedDict[bytes, tuple[int, BaseUser, AuthCredentials]] | None = (
-            OrderedDict() if auth.token_cache_size and not auth.revocation else None
+        # A plain dict bounded by make_room (caches.py): its oldest eighth goes when it is full.
+        self._fast: dict[bytes, tuple[int, BaseUser, AuthCredentials]] | None = (
+            {} if auth.token_cache_size and not auth.revocation else None
         )
         self._clock = auth.clock
         # A header this middleware has not seen: verified without the authenticator's own
@@ -111,7 +110,7 @@ class WalletAuthMiddleware:
                 if user is not None:
                     credentials = credentials_for(user) if has_grants(user) else _AUTHENTICATED
                     if len(fast) >= self._fast_size:
-                        fast.popitem(last=False)
+                        make_room(fast, self._fast_size)
                     fast[raw] = (user.claims["exp"], user, credentials)
                     scope["user"] = user
                     scope["auth"] = credentials
@@ -153,7 +152,7 @@ class WalletAuthMiddleware:
                 raw = header(scope, b"authorization")
                 if raw is not None:
                     if len(fast) >= self._fast_size:
-                        fast.popitem(last=False)
+                        make_room(fast, self._fast_size)
                     fast[raw] = (int(user.claims["exp"]), user, credentials)
             return user, credentials, receive
         cookie_user = await self.auth.authenticate_cookie(scope)

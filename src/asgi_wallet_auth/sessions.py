@@ -7,13 +7,13 @@ middleware's token checks are its methods.
 from __future__ import annotations
 
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from starlette.types import Scope, Send
 
+from .caches import make_room
 from .chains.base import ChainRegistry, ChainVerifier
 from .cookies import CookieSettings, CookieTransport, CsrfTokens
 from .core import guarded, run_hook
@@ -113,12 +113,11 @@ class SessionLayer:
         self.on_login = on_login
         self.on_refresh = on_refresh
         self.clock = clock
-        # Already-verified tokens: the middleware's hot path becomes a dictionary hit. A plain
-        # dict (oldest evicted first) costs a fraction of an LRU's bookkeeping per request.
+        # Already-verified tokens: a repeat token is a dictionary hit. A plain dict bounded by
+        # make_room (caches.py, its oldest eighth goes when it is full) costs a fraction of an
+        # LRU's bookkeeping per request.
         self.cache_size = settings.cache_size
-        # OrderedDict: evicting its oldest entry is O(1); a plain dict's next(iter()) walks the
-        # slots earlier evictions left empty, several µs per first-sight token once it is full.
-        self.cache: OrderedDict[str, tuple[WalletUser, int]] = OrderedDict()
+        self.cache: dict[str, tuple[WalletUser, int]] = {}
 
     # -- verifying ---------------------------------------------------------------------------
 
@@ -139,7 +138,7 @@ class SessionLayer:
         user = self.verify_token(token)
         if self.cache_size:
             if len(cache) >= self.cache_size:
-                cache.popitem(last=False)  # the oldest entry
+                make_room(cache, self.cache_size)
             cache[token] = (user, user.claims["exp"])
         return user
 

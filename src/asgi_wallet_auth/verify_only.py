@@ -9,12 +9,12 @@ session store (its Redis) so that a logged-out session is refused here too.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.types import Receive, Scope
 
+from .caches import make_room
 from .chains.base import ChainVerifier
 from .chains.ethereum import EthereumVerifier
 from .chains.solana import SolanaVerifier
@@ -97,7 +97,7 @@ class JwksAuthenticator:
         )
         self._clock = clock
         self._cache_size = cache_size
-        self._cache: OrderedDict[str, tuple[WalletUser, int]] = OrderedDict()
+        self._cache: dict[str, tuple[WalletUser, int]] = {}  # bounded by make_room
         self._generation = 0
 
     # -- what the middleware reads -------------------------------------------------------------
@@ -180,7 +180,7 @@ class JwksAuthenticator:
             self._generation = fetcher.generation
         if self._cache_size:
             if len(cache) >= self._cache_size:
-                cache.popitem(last=False)  # the oldest: O(1), unlike a dict's next(iter())
+                make_room(cache, self._cache_size)
             cache[token] = (user, user.claims["exp"])
         return user
 
