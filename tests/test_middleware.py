@@ -456,3 +456,35 @@ def test_shared_credentials_cannot_be_changed_by_one_request(
     assert list(_AUTHENTICATED.scopes) == ["authenticated"]
     with pytest.raises(AttributeError):
         _AUTHENTICATED.scopes.append("admin")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("second", [b"Authorization", b"AUTHORIZATION"])
+async def test_a_second_authorization_header_in_another_case_is_refused_at_first_sight(
+    clock: FakeClock, wallet: LocalAccount, second: bytes
+) -> None:
+    auth = make_auth(clock)
+    token = auth.tokens.issue(subject=wallet.address, auth_time=int(clock())).token
+    users: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        users.append(scope["user"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def call(headers: list[tuple[bytes, bytes]]) -> int:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": headers}
+        await middleware(scope, None, send)  # type: ignore[arg-type]
+        return int(sent[0]["status"])
+
+    middleware = WalletAuthMiddleware(app, auth=auth)
+    good = (b"authorization", b"Bearer " + token.encode())
+    assert await call([good, (second, b"Bearer x.y.z")]) == 401
+    assert await call([(second, b"Bearer x.y.z"), good]) == 401
+    assert users == []
+    assert await call([good]) == 200
+    assert users[0].address == wallet.address

@@ -11,7 +11,6 @@ from .credentials import (
     CorsHeaders,
     UncachedTokens,
     bearer_token,
-    bearer_value,
     query_token,
 )
 from .envelope import header, send_error
@@ -56,9 +55,8 @@ class WalletAuthMiddleware:
         self.app = app
         self.auth = auth
         # Verified Authorization header values (bytes as received), only where a verdict cannot
-        # change before expiry: no revocation. Header names are matched as ASGI servers send
-        # them, lowercase (as Starlette's own Headers does); any other request takes the full
-        # path below.
+        # change before expiry: no revocation. Looked up by the lowercase name ASGI servers send
+        # (as Starlette's own Headers does); a first sight checks the names in any case.
         self._fast_size = auth.token_cache_size
         # A plain dict bounded by make_room (caches.py): its oldest eighth goes when it is full.
         self._fast: dict[bytes, tuple[int, BaseUser, AuthCredentials]] | None = (
@@ -100,8 +98,10 @@ class WalletAuthMiddleware:
                     del fast[raw]  # expired: checked again below, and refused
                 # First sight of a bearer token: checked here, in a straight line, since this
                 # is the request that pays a signature verification. Another scheme goes on.
+                # The header is read again with names in any case, so that a second one spelled
+                # "Authorization" is refused as ambiguous, as on the full path.
                 try:
-                    token = bearer_value(raw)
+                    token = bearer_token(scope)
                     user = None if token is None else self._first_sight(token)
                 except WalletAuthError as error:
                     cors = self._cors
