@@ -200,7 +200,9 @@ def serve(args: argparse.Namespace) -> int:
             web3mq=service.web3mq_from_env(chains_env, uri),
             cors=cors,
             cookie=cookie,
-            tokens=TokenSettings(keys=service.with_secret(keys, secret)),
+            tokens=TokenSettings(
+                keys=service.with_secret(keys, secret, service.previous_secrets_from_env())
+            ),
         )
     except ValueError as exc:
         print(f"configuration error: {redact(str(exc))}", file=sys.stderr)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -101,10 +101,17 @@ class CookieSettings:
 
 
 class CsrfTokens:
-    """CSRF tokens signed with the service key (itsdangerous) and bound to one session."""
+    """CSRF tokens signed with the service key (itsdangerous) and bound to one session.
 
-    def __init__(self, secret_key: bytes, max_age: float) -> None:
-        self._serializer = URLSafeTimedSerializer(secret_key, salt="asgi-wallet-auth.csrf")
+    ``older``: earlier service secrets still verifying tokens (a secret rotation); the CSRF
+    tokens they signed stay valid too, so a rotation logs no cookie session out either.
+    """
+
+    def __init__(self, secret_key: bytes, max_age: float, older: Sequence[bytes] = ()) -> None:
+        # itsdangerous signs with the last key and accepts any of them.
+        self._serializer = URLSafeTimedSerializer(
+            [*older, secret_key], salt="asgi-wallet-auth.csrf"
+        )
         self._max_age = max_age
 
     @staticmethod

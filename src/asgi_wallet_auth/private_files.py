@@ -12,6 +12,7 @@ import os
 import secrets
 import stat
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -130,14 +131,44 @@ def load_or_create_secret(directory: Path) -> str:
 SIGNING_KEY_ENV = "WALLET_AUTH_SIGNING_KEY"
 
 
-def with_secret(keys: KeySet | None, secret: str) -> KeySet | None:
-    """``keys`` plus the service secret's HS256 key as ``previous`` (never published)."""
+PREVIOUS_SECRETS_ENV = "WALLET_AUTH_PREVIOUS_SECRETS"
+
+
+def with_secret(
+    keys: KeySet | None, secret: str, previous: Sequence[str] = ()
+) -> KeySet | None:
+    """The service's token keys: ``keys`` plus its secrets' HS256 keys, which only verify.
+
+    Without ``keys`` the service secret signs (None: ``secret_key`` alone, as in 0.1) and the
+    ``previous`` secrets verify, so a secret rotates like a key. With ``keys`` the service secret
+    and the ``previous`` ones verify the tokens they signed before; none is ever published.
+    """
     if keys is None:
-        return None
-    legacy = SigningKey.hmac(secret, state="previous")
-    if any(k.kid == legacy.kid for k in keys.keys):
-        return keys
-    return KeySet((*keys.keys, legacy), max_age=keys.max_age)
+        return None if not previous else KeySet.hmac([secret, *previous])
+    known = {k.kid for k in keys.keys}
+    older = []
+    for value in (secret, *previous):
+        key = SigningKey.hmac(value, state="previous")
+        if key.kid not in known:
+            known.add(key.kid)
+            older.append(key)
+    return KeySet((*keys.keys, *older), max_age=keys.max_age) if older else keys
+
+
+def previous_secrets_from_env() -> tuple[str, ...]:
+    """``$WALLET_AUTH_PREVIOUS_SECRETS``: earlier service secrets, blank-separated, that verify.
+
+    An environment variable rather than an option: a command line is readable by every user of
+    the machine. Each must be as long as a service secret.
+    """
+    values = tuple(os.environ.get(PREVIOUS_SECRETS_ENV, "").split())
+    for value in values:
+        if len(value) < _MIN_SECRET_LENGTH:
+            raise SystemExit(
+                f"{PREVIOUS_SECRETS_ENV} holds a value shorter than {_MIN_SECRET_LENGTH} "
+                "characters: list only earlier values of WALLET_AUTH_SECRET, separated by blanks"
+            )
+    return values
 
 
 def signing_keys_from_env() -> KeySet | None:
@@ -192,11 +223,13 @@ def load_or_create_signing_keys(path: Path) -> KeySet:
 
 
 __all__ = [
+    "PREVIOUS_SECRETS_ENV",
     "SECRET_ENV",
     "SECRET_FILE_NAME",
     "SIGNING_KEY_ENV",
     "load_or_create_secret",
     "load_or_create_signing_keys",
+    "previous_secrets_from_env",
     "signing_keys_from_env",
     "with_secret",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -26,6 +26,7 @@ from .private_files import (
     SIGNING_KEY_ENV,
     load_or_create_secret,
     load_or_create_signing_keys,
+    previous_secrets_from_env,
     signing_keys_from_env,
     with_secret,
 )
@@ -204,6 +205,7 @@ def build_auth(
     chains: Mapping[str, str] | None = None,
     browser: Mapping[str, str] | None = None,
     keys: KeySet | None = None,
+    previous_secrets: Sequence[str] = (),
 ) -> WalletAuth:
     """The service's ``WalletAuth``: users at ``database_url`` or in SQLite ``db``; revocation.
 
@@ -211,8 +213,9 @@ def build_auth(
     origins allowed by CORS) and ``WALLET_AUTH_COOKIES=1`` (the cookie transport, ``Secure``
     where the URI is https). ``keys`` (``--signing-key``): they sign; the service secret's HS256
     key keeps verifying the tokens it signed before (``previous``), so moving to a key file logs
-    nobody out. Audit events go to the users' database, kept
-    ``$WALLET_AUTH_EVENT_RETENTION_DAYS`` (90).
+    nobody out. ``previous_secrets`` (``$WALLET_AUTH_PREVIOUS_SECRETS``): earlier service secrets
+    that still verify tokens and CSRF tokens, so a secret rotates without logging anyone out.
+    Audit events go to the users' database, kept ``$WALLET_AUTH_EVENT_RETENTION_DAYS`` (90).
     """
     from .events import EventSettings
     from .identity import IdentitySettings, event_store_for
@@ -233,7 +236,7 @@ def build_auth(
         uri=uri,
         user_store=user_store,
         nonce_store=nonce_store,
-        tokens=TokenSettings(revocation=True, keys=with_secret(keys, secret)),
+        tokens=TokenSettings(revocation=True, keys=with_secret(keys, secret, previous_secrets)),
         chains=chains_from_env(os.environ if chains is None else chains),
         web3mq=web3mq_from_env(os.environ if chains is None else chains, uri),
         cors=cors,
@@ -275,6 +278,7 @@ def app_from_env() -> Starlette:
         redis_url=os.environ.get(REDIS_ENV) or None,
         database_url=os.environ.get(DATABASE_URL_ENV) or None,
         keys=signing_keys_from_env(),
+        previous_secrets=previous_secrets_from_env(),
     )
     return create_service_app(auth)
 
@@ -301,6 +305,7 @@ __all__ = [
     "load_or_create_secret",
     "load_or_create_signing_keys",
     "me",
+    "previous_secrets_from_env",
     "signing_keys_from_env",
     "sqlite_path",
     "user_store_for",

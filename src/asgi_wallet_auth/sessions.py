@@ -67,6 +67,17 @@ def token_user(claims: dict[str, Any], canonical: Normalizers) -> WalletUser:
     )
 
 
+def older_secrets(settings: TokenSettings, secret_key: bytes) -> tuple[bytes, ...]:
+    """The HMAC secrets of the key set that verify but are not ``secret_key`` (a rotation)."""
+    if settings.keys is None:
+        return ()
+    return tuple(
+        key.secret
+        for key in settings.keys.verifying()
+        if key.secret is not None and key.secret != secret_key
+    )
+
+
 class SessionLayer:
     """Tokens of one ``WalletAuth``: what a login ends with and what every request is checked by."""
 
@@ -108,7 +119,13 @@ class SessionLayer:
         self.cookies = (
             None
             if cookie is None
-            else CookieTransport(cookie, CsrfTokens(secret_key, settings.session_lifetime), uri)
+            else CookieTransport(
+                cookie,
+                CsrfTokens(
+                    secret_key, settings.session_lifetime, older_secrets(settings, secret_key)
+                ),
+                uri,
+            )
         )
         self.on_login = on_login
         self.on_refresh = on_refresh
