@@ -92,6 +92,25 @@ async def login(
     return data
 
 
+def login_at(base: str, account: LocalAccount) -> str:
+    """A complete raw-secret login against a running service at ``base``; its access token."""
+    secret = httpx.post(
+        f"{base}/login_random_secret", json={"wallet_address": account.address}, timeout=10
+    ).json()["data"]
+    response = httpx.post(
+        f"{base}/login",
+        json={
+            "login_random_secret": secret,
+            "signature": sign_text(account, secret),
+            "wallet_address": account.address,
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["data"]["access_token"]
+    return token
+
+
 def assert_error(response: httpx.Response, status: int, code: int | None = None) -> dict[str, Any]:
     """A refusal: ``status``, the envelope with a non-zero ``code`` (``code`` if given)."""
     assert response.status_code == status, response.text

@@ -23,7 +23,8 @@ from asgi_wallet_auth.private_files import (
     with_secret,
 )
 from asgi_wallet_auth.service import SECRET_ENV
-from tests.conftest import DOMAIN, URI, sign_text
+from tests.conftest import DOMAIN, URI
+from tests.helpers import login_at
 from tests.processes import free_port, running_service
 
 OLD = "old-service-secret-" + "o" * 32
@@ -99,23 +100,6 @@ def test_the_cookie_transport_takes_its_earlier_secrets_from_the_key_set() -> No
     assert auth.sessions.cookies.csrf.valid(old_token, session)
 
 
-def login(base: str, wallet: LocalAccount) -> str:
-    secret = httpx.post(
-        f"{base}/login_random_secret", json={"wallet_address": wallet.address}
-    ).json()["data"]
-    response = httpx.post(
-        f"{base}/login",
-        json={
-            "login_random_secret": secret,
-            "signature": sign_text(wallet, secret),
-            "wallet_address": wallet.address,
-        },
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["data"]["access_token"]
-    return token
-
-
 def me(base: str, token: str) -> int:
     return httpx.get(f"{base}/me", headers={"Authorization": f"Bearer {token}"}).status_code
 
@@ -125,12 +109,12 @@ def test_serve_rotates_its_secret_without_logging_anyone_out(
 ) -> None:
     port = free_port()
     with running_service(tmp_path, port, env={SECRET_ENV: OLD}) as base:
-        old_token = login(base, wallet)
+        old_token = login_at(base, wallet)
         assert me(base, old_token) == 200
     rotating = {SECRET_ENV: NEW, PREVIOUS_SECRETS_ENV: OLD}
     with running_service(tmp_path, port, env=rotating) as base:
         assert me(base, old_token) == 200  # signed by the old secret, still verified
-        new_token = login(base, wallet)
+        new_token = login_at(base, wallet)
         assert kid(new_token) == SigningKey.hmac(NEW).kid != kid(old_token)
         assert me(base, new_token) == 200
     # A process of the rolling restart's first step (the new secret verifies, does not sign)
@@ -138,7 +122,7 @@ def test_serve_rotates_its_secret_without_logging_anyone_out(
     publishing = {SECRET_ENV: OLD, PREVIOUS_SECRETS_ENV: NEW}
     with running_service(tmp_path, port, env=publishing) as base:
         assert me(base, new_token) == 200
-        assert kid(login(base, wallet)) == kid(old_token)  # still signed by the old secret
+        assert kid(login_at(base, wallet)) == kid(old_token)  # still signed by the old secret
     with running_service(tmp_path, port, env={SECRET_ENV: NEW}) as base:
         assert me(base, old_token) == 401  # the old secret is gone: its tokens with it
         assert me(base, new_token) == 200

@@ -30,7 +30,8 @@ from asgi_wallet_auth.log_redaction import (
     redact_credentials,
 )
 from asgi_wallet_auth.service import SECRET_ENV, SECRET_FILE_NAME, load_or_create_secret
-from tests.conftest import SECRET_KEY, sign_text
+from tests.conftest import SECRET_KEY
+from tests.helpers import login_at
 from tests.processes import free_port, running_service
 from tests.redis_server import RedisServer
 
@@ -270,24 +271,6 @@ def test_the_filter_keeps_uvicorns_access_arguments_and_catches_split_messages()
     assert sum(isinstance(f, CredentialRedactor) for f in filters) == 1
 
 
-def _login(base: str, wallet: LocalAccount) -> str:
-    secret = httpx.post(
-        f"{base}/login_random_secret", json={"wallet_address": wallet.address}, timeout=10
-    ).json()["data"]
-    response = httpx.post(
-        f"{base}/login",
-        json={
-            "login_random_secret": secret,
-            "signature": sign_text(wallet, secret),
-            "wallet_address": wallet.address,
-        },
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["data"]["access_token"]
-    return token
-
-
 def _send_credentials_in_queries(base: str, token: str) -> None:
     ws = base.replace("http://", "ws://")
     for query in (f"access_token={token}", f"x=1&access%5Ftoken={token}"):
@@ -337,7 +320,7 @@ def test_serve_at_its_default_log_level_never_logs_a_token_or_signature(
         env={SECRET_ENV: SECRET_KEY},
         output=log_file,
     ) as base:
-        token = _login(base, wallet)
+        token = login_at(base, wallet)
         _send_credentials_in_queries(base, token)
         _wait_for_lines(log_file, "[redacted]", 7)  # seven values per round
     log = log_file.read_text()
@@ -361,7 +344,7 @@ def test_each_worker_redacts_its_log(
         env={SECRET_ENV: SECRET_KEY},
         output=log_file,
     ) as base:
-        token = _login(base, wallet)
+        token = login_at(base, wallet)
         for _ in range(3):  # several rounds, so that both workers are likely to serve some
             _send_credentials_in_queries(base, token)
         _wait_for_lines(log_file, "[redacted]", 21)
