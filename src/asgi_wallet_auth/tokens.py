@@ -17,7 +17,7 @@ from typing import Any
 
 from .envelope import json_bytes
 from .errors import SessionExpired, TokenInvalid
-from .jws import MAX_TOKEN_LENGTH, Signer, split, verified_claims, verify_table
+from .jws import MAX_TOKEN_LENGTH, Signer, decode, verify_table
 from .keys import HMAC_KEY_SIZES, KeySet, SigningKey
 
 #: Claims that every access token carries and that verification requires.
@@ -53,10 +53,12 @@ def claims_checker(
     leeway: float = 0.0,
     session_lifetime: float | None = None,
 ) -> ClaimsCheck:
-    """The claim checks of one issuer and audience, prepared once (``check_claims`` in one call).
+    """The claim checks of one issuer and audience, prepared once.
 
-    Every verified token goes through one of these: the fixed parts are bound here rather than
-    passed by keyword on each request.
+    ``check(claims, now)`` raises ``TokenInvalid`` unless ``claims`` are an access token's, valid
+    at ``now``; ``session_lifetime``: where known (the issuer), no token may outlive ``auth_time``
+    by more. Every verified token goes through one of these: the fixed parts are bound here
+    rather than passed by keyword on each request.
     """
     # A token issued "now" by a clock up to a minute ahead is still accepted.
     ahead = leeway + 60
@@ -95,24 +97,6 @@ def claims_checker(
                 raise TokenInvalid()
 
     return check
-
-
-def check_claims(
-    claims: Mapping[str, Any],
-    *,
-    issuer: str,
-    audience: str,
-    now: float,
-    leeway: float = 0.0,
-    session_lifetime: float | None = None,
-) -> None:
-    """Raise ``TokenInvalid`` unless ``claims`` are an access token's, valid at ``now``.
-
-    ``session_lifetime``: where known (the issuer), no token may outlive ``auth_time`` by more.
-    """
-    claims_checker(
-        issuer=issuer, audience=audience, leeway=leeway, session_lifetime=session_lifetime
-    )(claims, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,13 +205,7 @@ class TokenService:
 
     def verify(self, token: str) -> dict[str, Any]:
         """Return the claims of a valid token; raise ``TokenInvalid`` for anything else."""
-        parts = split(token)
-        if parts is None:
-            raise TokenInvalid()
-        verify = self._table.get(parts[0])
-        if verify is None:
-            raise TokenInvalid()
-        claims = verified_claims(verify, parts)
+        claims = decode(token, self._table)
         self._check(claims, self._clock())
         return claims
 
@@ -242,6 +220,5 @@ __all__ = [
     "ClaimsCheck",
     "IssuedToken",
     "TokenService",
-    "check_claims",
     "claims_checker",
 ]

@@ -83,7 +83,7 @@ class JwksAuthenticator:
                 "chains must be ChainVerifiers, those of the login service, "
                 "e.g. chains=[EthereumVerifier(), SolanaVerifier()]"
             )
-        self._normalizers = normalizers(verifiers)
+        self._normalizers = normalizers({chain.did_type: chain for chain in verifiers})
         if jwks_url is not None:
             fetcher = JwksFetcher(jwks_url, clock=clock)
         self.fetcher = fetcher
