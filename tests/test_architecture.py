@@ -28,7 +28,9 @@ from asgi_wallet_auth import (
     Web3MQSettings,
 )
 from asgi_wallet_auth.compat import LegacyDidVerifier, settings_from_keywords
+from asgi_wallet_auth.ens import NameSettings
 from asgi_wallet_auth.errors import InvalidRequest, TokenInvalid
+from asgi_wallet_auth.gates import Erc20Balance, GateSettings
 from asgi_wallet_auth.web3mq import EthDidVerifier
 from tests.conftest import DOMAIN, SECRET_KEY, URI, FakeClock, client_for, sign_text
 
@@ -228,3 +230,29 @@ def test_no_import_cycle_in_the_package() -> None:
         if name not in state:
             visit(name, [])
     assert "asgi_wallet_auth.app" not in graph["asgi_wallet_auth.middleware"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("timeout", 0, "timeout must be a positive number of seconds"),
+        ("timeout", float("nan"), "timeout must be a positive number of seconds"),
+        ("timeout", True, "timeout must be a positive number of seconds"),
+        ("cache_ttl", -1, "cache_ttl must be a number of seconds >= 0"),
+        ("cache_ttl", float("nan"), "cache_ttl must be a number of seconds >= 0"),
+        ("cache_ttl", "60", "cache_ttl must be a number of seconds >= 0"),
+        ("cache_size", -1, "cache_size must be an int of at least 0"),
+        ("cache_size", 1.5, "cache_size must be an int of at least 0"),
+    ],
+)
+def test_gate_and_name_lookups_refuse_bad_timings_at_construction(
+    field: str, value: object, message: str
+) -> None:
+    rule = Erc20Balance("holder", "0x" + "1" * 40, 1, chain_id=1)
+    with pytest.raises(ValueError, match=message):
+        GateSettings(rules=[rule], **{field: value})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        NameSettings(**{field: value})  # type: ignore[arg-type]
+    # Zero is a valid cache lifetime and size (no caching), for both.
+    GateSettings(rules=[rule], cache_ttl=0, cache_size=0)
+    NameSettings(cache_ttl=0, cache_size=0)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .settings import check_cached_lookups
 from .signatures import keccak256, parse_address
 
 if TYPE_CHECKING:  # the RPC client needs httpx, an optional dependency
@@ -113,15 +114,9 @@ class NameSettings:
             object.__setattr__(self, "registry", parse_address(self.registry))
         except Exception as exc:
             raise ValueError("registry must be the ENS registry's 0x address") from exc
-        for name in ("timeout", "cache_ttl"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number of seconds >= 0; got {value!r}")
-        if not self.timeout > 0:
-            raise ValueError("timeout must be positive")
-        size = self.cache_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(f"cache_size must be an int >= 0; got {size!r}")
+        check_cached_lookups(
+            timeout=self.timeout, cache_ttl=self.cache_ttl, cache_size=self.cache_size
+        )
 
 
 class NameResolver:

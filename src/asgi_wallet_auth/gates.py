@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
+from .settings import check_cached_lookups
 from .signatures import parse_address
 
 if TYPE_CHECKING:  # the RPC client needs httpx, an optional dependency
@@ -212,15 +213,9 @@ class GateSettings:
         if any(not isinstance(r, GateRule) for r in rules):
             raise ValueError("each rule must be a GateRule (Erc20Balance, Erc721Owner, ...)")
         object.__setattr__(self, "rules", tuple(rules))
-        for name in ("cache_ttl", "timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"{name} must be a number of seconds >= 0; got {value!r}")
-        if not self.timeout > 0:
-            raise ValueError("timeout must be positive")
-        size = self.cache_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(f"cache_size must be an int >= 0; got {size!r}")
+        check_cached_lookups(
+            timeout=self.timeout, cache_ttl=self.cache_ttl, cache_size=self.cache_size
+        )
 
 
 class Gatekeeper:

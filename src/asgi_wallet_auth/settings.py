@@ -36,6 +36,15 @@ def positive_seconds(name: str, value: object) -> float:
     return float(value)
 
 
+def check_cached_lookups(*, timeout: object, cache_ttl: object, cache_size: object) -> None:
+    """What every cached chain lookup (ENS names, gates) is held to: a positive ``timeout``, a
+    ``cache_ttl`` of seconds >= 0 (NaN refused) and an int ``cache_size`` >= 0."""
+    positive_seconds("timeout", timeout)
+    if isinstance(cache_ttl, bool) or not isinstance(cache_ttl, (int, float)) or not cache_ttl >= 0:
+        raise ValueError(f"cache_ttl must be a number of seconds >= 0; got {cache_ttl!r}")
+    _int_at_least("cache_size", cache_size, 0)
+
+
 def _int_at_least(name: str, value: object, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name} must be an int of at least {low}; got {value!r}")
