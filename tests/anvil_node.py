@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.processes import end, free_port
 
 REQUIRE_ENV = "WALLET_AUTH_REQUIRE_ANVIL"
 CHAIN_DIR = Path(__file__).resolve().parent / "js" / "chain"
@@ -48,12 +49,6 @@ def anvil_binary() -> str:
         _missing(f"anvil is not installed ({INSTALL_HINT})")
     assert on_path is not None
     return on_path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class AnvilNode:
@@ -104,12 +99,7 @@ class AnvilNode:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            end(self.process, 5)
         self.process = None
 
 

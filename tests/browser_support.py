@@ -30,6 +30,8 @@ import pytest
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
+from tests.processes import end
+
 REQUIRE_ENV = "WALLET_AUTH_REQUIRE_BROWSER"
 #: Set to a folder to keep the screenshots there too (docs/ keeps the README's).
 SCREENSHOTS_ENV = "WALLET_AUTH_SCREENSHOTS"
@@ -163,12 +165,7 @@ def static_server(directory: Path, port: int) -> Iterator[str]:
                 time.sleep(0.05)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        end(process, 10)
 
 
 def dapp_page(service: str) -> str:

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from tests.processes import free_port
+
 REQUIRE_ENV = "WALLET_AUTH_REQUIRE_POSTGRES"
 USER = "wallet_auth_test"
 
@@ -46,12 +48,6 @@ def postgres_bindir() -> Path:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires the PostgreSQL tests to run")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _server_account() -> pwd.struct_passwd | None:

@@ -20,6 +20,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def end(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """End a process this suite started, by its PID: SIGTERM, then SIGKILL after ``timeout``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextlib.contextmanager
 def serving(
     command: list[str],
@@ -59,12 +69,7 @@ def serving(
                 time.sleep(0.1)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        end(process, 15)
         if process.stdout is not None:
             process.stdout.close()
         if sink is not None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import end, free_port
+
 REQUIRE_ENV = "WALLET_AUTH_REQUIRE_REDIS"
 
 
@@ -27,12 +29,6 @@ def redis_binary() -> str:
             pytest.fail(f"{reason}, and {REQUIRE_ENV}=1 requires the Redis tests to run")
         pytest.skip(reason)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
@@ -84,10 +80,5 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            end(self.process, 5)
         self.process = None

@@ -33,7 +33,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -53,6 +52,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import WALLET_KEY, sign_text
 from tests.helpers import siwe_text
+from tests.processes import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SERVER_SECRET = "servers-test-secret-that-is-long-enough-0123456789"
@@ -129,12 +129,6 @@ MATRIX = [
     for server in selected_servers()
     for example in EXAMPLE_APPS
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def require_server(name: str) -> ServerSpec:
