@@ -448,3 +448,23 @@ def test_keccak256_is_ethereum_keccak_not_fips_sha3() -> None:
         keccak256(b"abc").hex()
         == "4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45"
     )
+
+
+def test_the_address_cache_never_answers_for_a_str_subclass_by_its_own_hash() -> None:
+    # parse_address caches by text; a subclass that hashes and compares like another address
+    # must still be checked as what it spells, and the answer is plain text.
+    canonical = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
+    assert parse_address(canonical) == canonical
+
+    class Impostor(str):
+        def __hash__(self) -> int:
+            return hash(canonical)
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    spelled = Impostor("0x" + "0" * 40)
+    with pytest.raises(InvalidAddress, match="zero address"):
+        parse_address(spelled)
+    lower = parse_address(Impostor(canonical.lower()))
+    assert type(lower) is str and lower == canonical
