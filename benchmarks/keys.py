@@ -16,10 +16,8 @@ between runs a second apart.
 from __future__ import annotations
 
 import argparse
-import inspect
 import itertools
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -27,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import run
 from baselines import pyjwt_middleware
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from eth_account import Account
 from jwt.algorithms import OKPAlgorithm
-from run import KEY, LOOP, SECRET, AsgiDriver, Row, http_scope
+from run import KEY, SECRET, AsgiDriver, Row, http_scope
 
 from asgi_wallet_auth import (
     JwksAuthenticator,
@@ -93,43 +92,19 @@ def requests(driver: AsgiDriver, app: Any, cycle: Iterator[dict[str, Any]]) -> C
     return one
 
 
-def cpu_time_per_call(fn: Callable[[], Any], number: int) -> float:
-    """Microseconds of this thread's CPU time per call (``async def`` ones in one loop entry).
-
-    CPU time, not wall time: on a machine shared with other work, time spent preempted is not
-    charged to whichever candidate happened to be running.
-    """
-    clock = time.thread_time
-    if inspect.iscoroutinefunction(fn):
-
-        async def run() -> float:
-            start = clock()
-            for _ in range(number):
-                await fn()
-            return clock() - start
-
-        return LOOP.run_until_complete(run()) / number * 1e6
-    start = clock()
-    for _ in range(number):
-        fn()
-    return (clock() - start) / number * 1e6
-
-
 def compare(
     group: str, candidates: dict[str, Callable[[], Any]], anchor: str, number: int, rounds: int
 ) -> list[Row]:
-    """Interleaved rounds; per-round ratios against ``anchor``; medians of both (run.py's way)."""
-    for fn in candidates.values():
-        cpu_time_per_call(fn, max(1, number // 10))
-    samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, fn in candidates.items():
-            samples[name].append(cpu_time_per_call(fn, number))
-    rows = []
-    for name, values in samples.items():
-        ratios = [v / a for v, a in zip(values, samples[anchor], strict=True)]
-        rows.append(Row(group, name, statistics.median(values), statistics.median(ratios), anchor))
-    return rows
+    """run.py's interleaved rounds, timed in this thread's CPU time (see ``run.compare``)."""
+    return run.compare(
+        group,
+        candidates,
+        anchor,
+        number,
+        rounds,
+        clock=time.thread_time,
+        warm_up=max(1, number // 10),
+    )
 
 
 def hs256_group(driver: AsgiDriver) -> dict[str, Callable[[], Any]]:

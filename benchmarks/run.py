@@ -81,34 +81,47 @@ class Row:
 LOOP = asyncio.new_event_loop()
 
 
-def time_per_call(fn: Callable[[], Any], number: int) -> float:
+def time_per_call(
+    fn: Callable[[], Any], number: int, clock: Callable[[], float] = time.perf_counter
+) -> float:
     """Microseconds per call; an ``async def`` candidate runs ``number`` times in one loop entry,
     so the event loop's own start-up is not charged to it."""
     if inspect.iscoroutinefunction(fn):
 
         async def run() -> float:
-            start = time.perf_counter()
+            start = clock()
             for _ in range(number):
                 await fn()
-            return time.perf_counter() - start
+            return clock() - start
 
         return LOOP.run_until_complete(run()) / number * 1e6
-    start = time.perf_counter()
+    start = clock()
     for _ in range(number):
         fn()
-    return (time.perf_counter() - start) / number * 1e6
+    return (clock() - start) / number * 1e6
 
 
 def compare(
-    group: str, candidates: dict[str, Callable[[], Any]], anchor: str, number: int, rounds: int
+    group: str,
+    candidates: dict[str, Callable[[], Any]],
+    anchor: str,
+    number: int,
+    rounds: int,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    warm_up: int = 1,
 ) -> list[Row]:
-    """Interleaved rounds; per-round ratios against ``anchor``; medians of both."""
+    """Interleaved rounds; per-round ratios against ``anchor``; medians of both.
+
+    ``clock`` is wall time by default; ``time.thread_time`` charges a candidate only the CPU
+    time of this thread, so time spent preempted by other work on the host is not counted.
+    """
     for fn in candidates.values():  # warm up caches and lazy imports
-        time_per_call(fn, 1)
+        time_per_call(fn, warm_up, clock)
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
         for name, fn in candidates.items():
-            samples[name].append(time_per_call(fn, number))
+            samples[name].append(time_per_call(fn, number, clock))
     rows = []
     for name, values in samples.items():
         ratios = [v / a for v, a in zip(values, samples[anchor], strict=True)]
